@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine (idempotent; re-running skips finished set-up):
+#   make demo   - system packages + virtualenv + project, then the offline demo cycle
+#   make test   - the same set-up, then lint + the full test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SYSTEM_PACKAGES := espeak-ng sox libsndfile1 chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint setup system-deps clean
+
+demo: setup
+	$(BIN)/flywheel demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; \
+	for cmd in espeak-ng sox chromium; do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	[ -f /usr/include/sndfile.h ] || ldconfig -p 2>/dev/null | grep -q libsndfile || missing="$$missing libsndfile1"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	fi
+
+# torch first, pinned to the local CPU wheel: an unpinned torch (asked for by NeMo) pulls GBs of CUDA.
+$(VENV)/.installed: pyproject.toml constraints.txt tests/example_plugin/pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[all]' -e tests/example_plugin
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

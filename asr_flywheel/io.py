@@ -1,0 +1,123 @@
+"""Atomic file output: a crash or kill never leaves a half-written artifact that looks complete.
+
+Everything is written to a temporary sibling, flushed and fsynced, then renamed over the target
+(`os.replace` is atomic on POSIX within a filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
+    """Open a temp file next to `path`; on clean exit it replaces `path`, on error it is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    binary = "b" in mode
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def dumps_json(obj, *, indent: bool = True) -> bytes:
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    if indent:
+        option |= orjson.OPT_INDENT_2
+    return orjson.dumps(obj, option=option) + (b"\n" if indent else b"")
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    return write_bytes(path, dumps_json(obj))
+
+
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    """Serialise rows as JSON Lines.
+
+    One orjson call over the whole list is ~5x faster than one call per row. The compact array it returns
+    is `[{...},{...}]`: row boundaries are exactly the `},{` sequences, *if* no row contains `},{` itself.
+    That holds iff the sequence occurs exactly len(rows) - 1 times, which is checked; otherwise rows are
+    serialised one by one.
+    """
+    if not rows:
+        return b""
+    option = orjson.OPT_SERIALIZE_NUMPY
+    if all(type(r) is dict for r in rows):
+        blob = orjson.dumps(rows, option=option)
+        if blob.count(b"},{") == len(rows) - 1:
+            return blob[1:-1].replace(b"},{", b"}\n{") + b"\n"
+    return b"".join(orjson.dumps(r, option=option | orjson.OPT_APPEND_NEWLINE) for r in rows)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    return write_bytes(path, jsonl_bytes(list(rows)))
+
+
+def read_json(path: str | os.PathLike):
+    return orjson.loads(Path(path).read_bytes())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory under a temp name and rename it into place only when complete.
+
+    An existing target is replaced only after the new one is fully written (used for HF model dirs and
+    Triton model versions, where a half-copied directory would load as a broken model).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,266 @@
+"""Score a manifest against hypotheses: per-row metrics, breakdowns with CIs, and the cycle's files.
+
+Outputs (names the methodology's users recognise, SPEC §3.2):
+`per_sample.jsonl` (every manifest field + ref/hyp + per-row scores), `results.csv`
+(`audio_filepath,term,entity_category,wer,cer,ker,ser`), `metrics.json` (headline + breakdowns) and
+`leaderboard_cycle<N>.md`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from itertools import compress
+from pathlib import Path
+
+import numpy as np
+
+from asr_flywheel import io as fio
+from asr_flywheel.config import FlywheelConfig, StatsConfig
+from asr_flywheel.errors import InputError, Problem
+from asr_flywheel.manifest import Manifest
+from asr_flywheel.metrics import RowScores, aggregate, score_rows
+from asr_flywheel.normalize import normalize_many
+from asr_flywheel.stats import rate_intervals
+
+#: metrics.json breakdown keys, in leaderboard order, and the manifest field each groups by.
+BREAKDOWNS = {
+    "ker_by_entity_category": "entity_category",
+    "ker_by_ipa_source": "ipa_source",
+    "ker_by_noise_level": "noise_level",
+    "ker_by_term": "term",
+}
+MISSING = "(none)"
+RESULTS_COLUMNS = ("audio_filepath", "term", "entity_category", "wer", "cer", "ker", "ser")
+
+
+@dataclass
+class ScoreReport:
+    manifest: Manifest
+    hyps: list[str]
+    refs_norm: list[str]
+    hyps_norm: list[str]
+    terms_norm: list[str | None]
+    scores: RowScores
+    metrics: dict
+
+
+def ker_breakdown(values: list, ker: np.ndarray, stats: StatsConfig, extra: dict | None = None) -> dict:
+    """{value: {ker, n, ci_low, ci_high}} over rows that have a term; rows lacking the field → "(none)"."""
+    has = ~np.isnan(ker)
+    if not has.any():
+        return {}
+    keys = [MISSING if v is None else v for v in compress(values, has.tolist())]
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    codes = np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
+    counts = np.bincount(codes, minlength=len(index))
+    misses = np.bincount(codes, weights=ker[has], minlength=len(index)).round().astype(np.int64)
+    low, high = rate_intervals(
+        misses, counts, resamples=stats.bootstrap_resamples, confidence=stats.confidence, seed=stats.seed
+    )
+    out = {}
+    for name in sorted(index):
+        i = index[name]
+        entry = {
+            "ker": float(misses[i] / counts[i]),
+            "n": int(counts[i]),
+            "ci_low": float(low[i]),
+            "ci_high": float(high[i]),
+        }
+        if extra and name in extra:
+            entry.update(extra[name])
+        out[name] = entry
+    return out
+
+
+def _term_categories(terms_norm: list[str | None], categories: list) -> dict[str, dict]:
+    cats: dict[str, dict] = {}
+    for t, c in zip(terms_norm, categories, strict=True):
+        if t is not None and t not in cats:
+            cats[t] = {"entity_category": c}
+    return cats
+
+
+def score_manifest(
+    manifest: Manifest,
+    hyps: list[str],
+    *,
+    config: FlywheelConfig | None = None,
+    model_name: str = "unknown",
+    cycle: int = 0,
+    scope: str = "all rows",
+    family: str | None = None,
+) -> ScoreReport:
+    """Compute every metric and breakdown for aligned manifest rows and hypotheses."""
+    cfg = config or FlywheelConfig()
+    if len(hyps) != len(manifest):
+        raise ValueError("hyps must be aligned with the manifest rows (use hyps.align_hyps)")
+    refs_norm = normalize_many(manifest.column("text"))
+    hyps_norm = normalize_many(hyps)
+    raw_terms = manifest.column("term")
+    term_rows = [i for i, t in enumerate(raw_terms) if t is not None]
+    terms_norm: list[str | None] = [None] * len(raw_terms)
+    for i, t in zip(term_rows, normalize_many([raw_terms[i] for i in term_rows]), strict=True):
+        terms_norm[i] = t
+    empty = [
+        Problem(manifest.lines[i], "text", "no words after normalisation") for i, r in enumerate(refs_norm) if not r
+    ]
+    if empty:
+        raise InputError("cannot score rows with an empty reference", empty)
+    scores = score_rows(refs_norm, hyps_norm, terms_norm)
+    agg = aggregate(scores)
+    st = cfg.stats
+    ker_ci = (None, None)
+    if agg.ker_n:
+        low, high = rate_intervals(
+            np.array([int(np.nansum(scores.ker))]),
+            np.array([agg.ker_n]),
+            resamples=st.bootstrap_resamples,
+            confidence=st.confidence,
+            seed=st.seed,
+        )
+        ker_ci = (float(low[0]), float(high[0]))
+    metrics: dict = {
+        "n": agg.n,
+        "wer": agg.wer,
+        "cer": agg.cer,
+        "ker": agg.ker,
+        "ser": agg.ser,
+        "wer_corpus": agg.wer_corpus,
+        "cer_corpus": agg.cer_corpus,
+        "ker_n": agg.ker_n,
+        "ker_ci_low": ker_ci[0],
+        "ker_ci_high": ker_ci[1],
+        "model": model_name,
+        "cycle": cycle,
+        "scope": scope,
+        "manifest": str(manifest.path),
+        "manifest_version": manifest.version,
+        "manifest_family": family or str(manifest.path.resolve()),
+        "confidence": st.confidence,
+        "bootstrap_resamples": st.bootstrap_resamples,
+    }
+    for key, field_name in BREAKDOWNS.items():
+        values = terms_norm if field_name == "term" else manifest.column(field_name)
+        extra = _term_categories(terms_norm, manifest.column("entity_category")) if field_name == "term" else None
+        metrics[key] = ker_breakdown(values, scores.ker, st, extra)
+    metrics["ker_by_term"] = dict(
+        sorted(metrics["ker_by_term"].items(), key=lambda kv: (-kv[1]["ker"], -kv[1]["n"], kv[0]))
+    )
+    return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics)
+
+
+def per_sample_rows(report: ScoreReport) -> list[dict]:
+    """Every manifest field (audio path resolved) plus ref, hyp, their normalised forms and per-row scores."""
+    s = report.scores
+    m = report.manifest
+    ker = [None if k != k else int(k) for k in s.ker.tolist()]  # NaN != NaN: rows without a term
+    return [
+        {
+            **row,
+            "audio_filepath": audio,
+            "ref": row["text"],
+            "hyp": hyp,
+            "ref_norm": rn,
+            "hyp_norm": hn,
+            "wer": w,
+            "cer": c,
+            "ker": k,
+            "ser": se,
+            "word_errors": we,
+            "ref_words": rw,
+            "char_errors": ce,
+            "ref_chars": rc,
+        }
+        for row, audio, hyp, rn, hn, w, c, k, se, we, rw, ce, rc in zip(
+            m.rows,
+            m.audio_paths,
+            report.hyps,
+            report.refs_norm,
+            report.hyps_norm,
+            s.wer.tolist(),
+            s.cer.tolist(),
+            ker,
+            s.ser.astype(np.int64).tolist(),
+            s.word_errors.tolist(),
+            s.ref_words.tolist(),
+            s.char_errors.tolist(),
+            s.ref_chars.tolist(),
+            strict=True,
+        )
+    ]
+
+
+_CSV_SPECIAL = re.compile(r'[",\r\n]')
+
+
+def results_csv(report: ScoreReport) -> str:
+    """results.csv; rows whose text fields need CSV quoting go through the csv module, the rest are joined."""
+    s = report.scores
+    m = report.manifest
+    terms = ["" if t is None else t for t in m.column("term")]
+    cats = ["" if c is None else c for c in m.column("entity_category")]
+    wer, cer = np.round(s.wer, 6).tolist(), np.round(s.cer, 6).tolist()
+    ker = ["" if k != k else str(int(k)) for k in s.ker.tolist()]
+    ser = s.ser.astype(np.int64).tolist()
+    buf = io.StringIO()
+    quoting = csv.writer(buf, lineterminator="\n")
+    quoting.writerow(RESULTS_COLUMNS)
+    lines = [buf.getvalue()]
+    for a, t, c, w, ce, k, se in zip(m.audio_paths, terms, cats, wer, cer, ker, ser, strict=True):
+        if _CSV_SPECIAL.search(a) or _CSV_SPECIAL.search(t) or _CSV_SPECIAL.search(c):
+            buf.seek(0)
+            buf.truncate()
+            quoting.writerow((a, t, c, w, ce, k, se))
+            lines.append(buf.getvalue())
+        else:
+            lines.append(f"{a},{t},{c},{w},{ce},{k},{se}\n")
+    return "".join(lines)
+
+
+def write_score_outputs(report: ScoreReport, out_dir: str | Path, *, leaderboard: bool = True) -> dict[str, Path]:
+    """Write the per-cycle scoring files atomically; returns {kind: path}."""
+    from asr_flywheel.leaderboard import render_leaderboard
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "per_sample": fio.write_jsonl(out / "per_sample.jsonl", per_sample_rows(report)),
+        "results": fio.write_text(out / "results.csv", results_csv(report)),
+        "metrics": fio.write_json(out / "metrics.json", report.metrics),
+    }
+    if leaderboard:
+        cycle = report.metrics["cycle"]
+        paths["leaderboard"] = fio.write_text(out / f"leaderboard_cycle{cycle}.md", render_leaderboard(report.metrics))
+    return paths
+
+
+def load_per_sample(metrics_path: str | Path) -> list[dict]:
+    """The per_sample.jsonl written next to a metrics.json (needed for paired comparisons)."""
+    p = Path(metrics_path).parent / "per_sample.jsonl"
+    if not p.is_file():
+        raise InputError(f"{p} not found: paired comparisons need the per_sample.jsonl written next to {metrics_path}")
+    return fio.read_jsonl(p)
+
+
+def load_metrics(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"metrics file not found: {p}")
+    try:
+        data = fio.read_json(p)
+    except Exception as exc:
+        raise InputError(f"{p} is not valid JSON: {exc}") from exc
+    missing = [k for k in ("n", "ker", "ker_by_entity_category", "ker_by_ipa_source") if k not in data]
+    if missing:
+        raise InputError(f"{p} is not a flywheel metrics.json", [Problem(0, k, "missing key") for k in missing])
+    return data
+
+
+def pooled_ker(breakdown: dict, keys) -> tuple[float | None, int]:
+    """KER over the union of some breakdown groups (e.g. all priority categories), weighted by n."""
+    groups = [breakdown[k] for k in keys if breakdown.get(k)]
+    n = sum(g["n"] for g in groups)
+    return (sum(g["ker"] * g["n"] for g in groups) / n if n else None), n

@@ -1,0 +1,145 @@
+"""Records and interfaces that cross the plugin boundary.
+
+Plugins return these from their hooks; the core and the flows only ever talk to plugins through them.
+Everything here is light (dataclasses and Protocols): importing it never loads torch or NeMo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class SftViability(StrEnum):
+    RECOMMENDED = "recommended"
+    ALLOWED = "allowed"
+    REFUSED = "refused"
+
+
+class Decoder(StrEnum):
+    CTC = "ctc"
+    RNNT = "rnnt"
+    TDT = "tdt"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """A catalogue entry: a base model the flywheel knows how (or refuses) to fine-tune."""
+
+    name: str
+    family: str
+    decoder: Decoder
+    backend: str
+    sft: SftViability
+    notes: str = ""
+    #: Why SFT is refused (required when sft is REFUSED).
+    refusal_reason: str | None = None
+    #: What to use instead when refused.
+    suggested: str | None = None
+    #: Gated on the Hugging Face Hub: loading needs a token (HF_TOKEN).
+    gated: bool = False
+    #: Which plugin contributed this entry (filled by the plugin manager).
+    plugin: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["decoder"] = str(self.decoder)
+        d["sft"] = str(self.sft)
+        return d
+
+
+ProgressFn = Callable[[int, int], None]
+"""progress(done, total): called by long-running plugin work so flows can report progress."""
+
+
+@dataclass
+class TrainRequest:
+    base: str
+    train_manifest: Path
+    validation_manifest: Path
+    out_dir: Path
+    #: "sft" (full fine-tune, the stock recipe) or "adapter" (refused for TDT/RNNT: NaN tensors).
+    method: str = "sft"
+    #: Overrides of the backend's defaults (lr, epochs, batch_size, precision, ...).
+    hyperparameters: dict = field(default_factory=dict)
+    #: Lightning scale-out knobs (ignored by backends that cannot use them).
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    run_info_path: Path
+    run_info: dict
+    #: Container command equivalent to this run (when the backend has one), e.g. NeMo's docker line.
+    container_command: str | None = None
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    name: str
+
+    def train(self, request: TrainRequest) -> TrainResult: ...
+
+
+@runtime_checkable
+class LoadedModel(Protocol):
+    """A model ready to transcribe. `architecture` is read from the model itself, never guessed."""
+
+    name: str
+    decoder: Decoder
+
+    def transcribe(
+        self, audio_paths: Sequence[str], *, batch_size: int = 16, progress: ProgressFn | None = None
+    ) -> list[str]: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    name: str
+
+    def claims(self, model_ref: str) -> bool:
+        """True when this backend can load `model_ref` (a path it recognises or a catalogue name)."""
+        ...
+
+    def load(self, model_ref: str) -> LoadedModel: ...
+
+
+@dataclass
+class DeployRecord:
+    deployer: str
+    model_path: str
+    endpoint: str | None
+    version: str | None
+    details: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Deployer(Protocol):
+    name: str
+
+    def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord: ...
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Turns text (or phonemes) into a 16 kHz mono WAV; grows manifests with synthetic audio."""
+
+    name: str
+
+    def synthesize(
+        self,
+        text: str,
+        out_path: Path,
+        *,
+        voice: str | None = None,
+        phonemes: str | None = None,
+        sample_rate: int = 16000,
+    ) -> Path: ...

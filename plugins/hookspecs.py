@@ -1,0 +1,47 @@
+"""Hook specifications: the whole plugin contract in one module (as pytest and datasette do).
+
+Every hook returns a list of contract objects (see `plugins.contracts`); the plugin manager merges the
+lists from all plugins and refuses duplicates by name. Implement hooks with the marker from the core::
+
+    from asr_flywheel import hookimpl
+
+    @hookimpl
+    def register_base_models():
+        return [BaseModel(name="acme/asr-1b", ...)]
+
+Hook implementations must be cheap to call: return descriptors and import heavy libraries (torch,
+NeMo, transformers) only when `train`/`load`/`deploy` actually runs.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from asr_flywheel import PROJECT_NAME
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_base_models():
+    """Return a list of `BaseModel` catalogue entries (name, family, decoder, backend, SFT viability)."""
+
+
+@hookspec
+def register_trainers():
+    """Return a list of `Trainer` objects, each with a unique `name` (the backend name, e.g. "nemo")."""
+
+
+@hookspec
+def register_transcribers():
+    """Return a list of `Transcriber` objects (offline inference backends)."""
+
+
+@hookspec
+def register_deployers():
+    """Return a list of `Deployer` objects (e.g. "triton", "riva")."""
+
+
+@hookspec
+def register_synthesizers():
+    """Return a list of `Synthesizer` objects (text-to-speech used to grow manifests)."""

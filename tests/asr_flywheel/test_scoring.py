@@ -1,0 +1,127 @@
+import csv
+import json
+
+import pytest
+from helpers import CLINICAL_SENTENCES, write_manifest
+
+from asr_flywheel.errors import InputError
+from asr_flywheel.hyps import align_hyps, read_hyps
+from asr_flywheel.scoring import BREAKDOWNS, load_per_sample, score_manifest, write_score_outputs
+from asr_flywheel.validation import load_manifest
+
+
+def write_hyps(path, pairs):
+    path.write_text("".join(json.dumps({"audio_filepath": a, "hyp": h}) + "\n" for a, h in pairs))
+    return path
+
+
+@pytest.fixture
+def scored(clinical_manifest, tmp_path):
+    m = load_manifest(clinical_manifest)
+    # Row 0 mangles the drug term; row 4 drops a word elsewhere; the rest are perfect.
+    hyps = [t for t, _, _ in CLINICAL_SENTENCES]
+    hyps[0] = "give cefa zolin two grams before the incision</s>"
+    hyps[4] = "there is dilation of the left ventricle"
+    h = write_hyps(tmp_path / "hyps.jsonl", zip(m.audio_paths, hyps, strict=True))
+    report = score_manifest(m, align_hyps(m, read_hyps(h)), model_name="tiny", cycle=3)
+    return report, write_score_outputs(report, tmp_path / "out")
+
+
+def test_headline_metrics(scored):
+    report, _ = scored
+    m = report.metrics
+    assert m["n"] == 8 and m["ker_n"] == 8
+    assert m["ker"] == pytest.approx(1 / 8)
+    assert m["ser"] == pytest.approx(2 / 8)
+    assert m["ker_ci_low"] <= m["ker"] <= m["ker_ci_high"]
+    assert m["wer_corpus"] == pytest.approx((2 + 1) / sum(len(t.split()) for t, _, _ in CLINICAL_SENTENCES))
+
+
+def test_breakdowns_have_rate_n_and_ci(scored):
+    m = scored[0].metrics
+    for key in BREAKDOWNS:
+        assert m[key], key
+        for entry in m[key].values():
+            assert set(entry) >= {"ker", "n", "ci_low", "ci_high"}
+            assert entry["ci_low"] <= entry["ker"] <= entry["ci_high"]
+    assert m["ker_by_entity_category"]["drug"] == pytest.approx({"ker": 1 / 3, "n": 3, "ci_low": 0.0, "ci_high": 1.0})
+    assert next(iter(m["ker_by_term"])) == "cefazolin"  # worst first
+    assert m["ker_by_term"]["cefazolin"]["entity_category"] == "drug"
+
+
+def test_files_written_with_spec_names_and_columns(scored):
+    _, paths = scored
+    assert {p.name for p in paths.values()} == {
+        "per_sample.jsonl",
+        "results.csv",
+        "metrics.json",
+        "leaderboard_cycle3.md",
+    }
+    with open(paths["results"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["audio_filepath", "term", "entity_category", "wer", "cer", "ker", "ser"]
+    assert rows[0]["ker"] == "1" and rows[1]["ker"] == "0"
+    per = load_per_sample(paths["metrics"])
+    assert per[0]["hyp"].endswith("</s>") and per[0]["hyp_norm"] == "give cefa zolin two grams before the incision"
+    assert per[0]["ref"] == CLINICAL_SENTENCES[0][0]
+    assert {"term", "entity_category", "ipa_source", "noise_level", "voice_id", "context_type"} <= set(per[0])
+    assert json.loads(paths["metrics"].read_text())["model"] == "tiny"
+
+
+def test_missing_and_orphan_hypotheses_are_all_listed(clinical_manifest, tmp_path):
+    m = load_manifest(clinical_manifest)
+    h = write_hyps(
+        tmp_path / "hyps.jsonl", [(m.audio_paths[0], "x"), ("/elsewhere/a.wav", "y"), ("/elsewhere/b.wav", "z")]
+    )
+    with pytest.raises(InputError) as exc:
+        align_hyps(m, read_hyps(h))
+    text = exc.value.render()
+    assert "7 row(s) without a hypothesis, 2 hypothesis(es) without a row" in text
+    assert "line 2: audio_filepath: no hypothesis" in text and "/elsewhere/b.wav" in text
+
+
+def test_bad_hypotheses_file_lists_every_line(tmp_path):
+    h = tmp_path / "h.jsonl"
+    h.write_text(
+        '{"audio_filepath": "a.wav", "hyp": null}\nnot json\n{"hyp": "x"}\n{"audio_filepath": "b.wav", "hyp": ""}\n'
+        '{"audio_filepath": "./b.wav", "hyp": "again"}\n'
+    )
+    with pytest.raises(InputError) as exc:
+        read_hyps(h)
+    assert [p.line for p in exc.value.problems] == [1, 2, 3, 5]
+
+
+def test_empty_hypothesis_string_is_valid(tmp_path):
+    h = tmp_path / "h.jsonl"
+    h.write_text('{"audio_filepath": "a.wav", "hyp": ""}\n')
+    assert read_hyps(h) == {str(tmp_path / "a.wav"): ""}
+
+
+def test_scoring_is_deterministic(clinical_manifest, tmp_path):
+    m = load_manifest(clinical_manifest)
+    hyps = ["x"] * len(m)
+    a = write_score_outputs(score_manifest(m, hyps), tmp_path / "a")
+    b = write_score_outputs(score_manifest(m, hyps), tmp_path / "b")
+    for k in a:
+        assert a[k].read_bytes() == b[k].read_bytes(), k
+
+
+def test_csv_quotes_fields_that_need_it(tmp_path, synth):
+    synth("give cefazolin now", tmp_path / "a,b.wav")
+    m = load_manifest(
+        write_manifest(
+            tmp_path / "m.jsonl",
+            [
+                {
+                    "audio_filepath": "a,b.wav",
+                    "text": "give cefazolin now",
+                    "term": "cefazolin",
+                    "entity_category": "drug",
+                }
+            ],
+        )
+    )
+    out = write_score_outputs(score_manifest(m, ["give cefazolin now"]), tmp_path / "o")
+    with open(out["results"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["audio_filepath"].endswith("a,b.wav")

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from asr_flywheel.config import SplitConfig
+from asr_flywheel.errors import InputError
+from asr_flywheel.manifest import Manifest
+from asr_flywheel.split import split_manifest, write_split
+
+
+def manifest(counts: dict[str, int], tmp_path, order=None) -> Manifest:
+    rows = [
+        {"audio_filepath": f"audio/{c}{i}.wav", "text": f"{c} row {i}", "term": c, "entity_category": c}
+        for c, k in counts.items()
+        for i in range(k)
+    ]
+    if order:
+        rows = order(rows)
+    return Manifest(
+        path=tmp_path / "m.jsonl",
+        rows=rows,
+        lines=list(range(1, len(rows) + 1)),
+        audio_paths=[str(tmp_path / r["audio_filepath"]) for r in rows],
+    )
+
+
+def test_row_disjoint_and_stratified_by_category(tmp_path):
+    r = split_manifest(manifest({"drug": 20, "procedure": 10, "anatomy": 7}, tmp_path), SplitConfig(), ("drug",))
+    assert not set(r.train) & set(r.validation)
+    assert len(r.train) + len(r.validation) == 37
+    assert r.counts == {
+        "anatomy": {"train": 6, "validation": 1},
+        "drug": {"train": 16, "validation": 4},
+        "procedure": {"train": 8, "validation": 2},
+    }
+
+
+def test_singleton_category_goes_to_train_with_warning(tmp_path):
+    m = manifest({"drug": 10, "role": 1}, tmp_path)
+    r = split_manifest(m, SplitConfig(), ("drug",))
+    role_idx = next(i for i, row in enumerate(m.rows) if row["entity_category"] == "role")
+    assert role_idx in r.train and r.counts["role"] == {"train": 1, "validation": 0}
+    assert any("single row" in w for w in r.warnings)
+
+
+def test_priority_category_with_fewer_than_5_rows_aborts_with_grow_manifest(tmp_path):
+    with pytest.raises(InputError, match="GROW_MANIFEST") as exc:
+        split_manifest(manifest({"drug": 4, "lab": 30}, tmp_path), SplitConfig(), ("drug",))
+    assert "'drug' has 4 row(s)" in exc.value.render()
+
+
+def test_same_input_and_seed_give_byte_identical_files(tmp_path):
+    m = manifest({"drug": 23, "lab": 9}, tmp_path)
+    outs = []
+    for d in ("a", "b"):
+        r = split_manifest(m, SplitConfig(seed=42), ("drug",))
+        outs.append(write_split(m, r, SplitConfig(seed=42), tmp_path / d))
+    for k in outs[0]:
+        assert outs[0][k].read_bytes() == outs[1][k].read_bytes()
+    val = [json.loads(x) for x in outs[0]["validation"].read_text().splitlines()]
+    assert all(v["audio_filepath"].startswith(str(tmp_path)) for v in val)  # absolute paths for NeMo
+    assert outs[0]["validation"].name == "validation.jsonl"  # never manifest.json*
+
+
+def test_split_is_independent_of_row_order_and_changes_with_seed(tmp_path):
+    a = manifest({"drug": 30}, tmp_path)
+    b = manifest({"drug": 30}, tmp_path, order=lambda rows: rows[::-1])
+
+    def val(m, seed):
+        return {m.rows[i]["audio_filepath"] for i in split_manifest(m, SplitConfig(seed=seed), ("drug",)).validation}
+
+    assert val(a, 42) == val(b, 42)
+    assert val(a, 42) != val(a, 7)
+
+
+def test_growing_the_manifest_keeps_most_validation_rows_held_out(tmp_path):
+    small, big = manifest({"drug": 50}, tmp_path), manifest({"drug": 60}, tmp_path)
+    v = lambda m: {m.rows[i]["audio_filepath"] for i in split_manifest(m, SplitConfig(), ("drug",)).validation}  # noqa: E731
+    assert len(v(small) & v(big)) >= 8  # of 10; a shuffle-based split would keep ~2

@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import CLINICAL_SENTENCES, write_manifest
+
+from flows.cli import main
+
+
+def write_hyps(path, manifest_dir, texts):
+    path.write_text(
+        "".join(
+            json.dumps({"audio_filepath": str(manifest_dir / "audio" / f"row{i}.wav"), "hyp": t}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    return path
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys; from flows.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'prefect', 'nemo', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert subprocess.run(["flywheel", "--help"], capture_output=True).returncode == 0
+
+
+def test_validate_exit_codes_and_json(clinical_manifest, tmp_path, capsys):
+    assert main(["validate", str(clinical_manifest)]) == 0
+    assert "8 rows valid (audio checked)" in capsys.readouterr().out
+    bad = write_manifest(tmp_path / "bad.jsonl", [{"audio_filepath": "nope.wav", "text": "a", "entity_category": "x"}])
+    assert main(["validate", str(bad), "--json"]) == 2
+    out = capsys.readouterr()
+    problems = json.loads(out.out)
+    assert {p["field"] for p in problems} == {"audio_filepath", "entity_category", "term"}
+    assert all(p["line"] == 1 for p in problems)
+    assert "line 1: audio_filepath: audio file not found" in out.err
+
+
+def test_score_gate_split_decide_chain(clinical_manifest, tmp_path, capsys):
+    d = clinical_manifest.parent
+    refs = [t for t, _, _ in CLINICAL_SENTENCES]
+    base = write_hyps(
+        tmp_path / "base.jsonl", d, ["give cefa zolin two grams", "start metoprolol", "hold the vanco dose", *refs[3:]]
+    )
+    assert (
+        main(["score", str(clinical_manifest), "--hyps", str(base), "--out", str(tmp_path / "c1"), "--cycle", "1"]) == 0
+    )
+    assert (tmp_path / "c1" / "leaderboard_cycle1.md").exists()
+
+    assert main(["gate", str(tmp_path / "c1" / "metrics.json"), "--priority", "drug"]) == 0
+    gate = json.loads((tmp_path / "c1" / "gate.json").read_text())
+    assert gate["outcome"] == "GROW_MANIFEST" and gate["proceed"] is False  # 8 rows < 100
+    assert main(["gate", str(tmp_path / "c1" / "metrics.json"), "--force-finetune", "demo run"]) == 0
+    assert json.loads((tmp_path / "c1" / "gate.json").read_text())["proceed"] is True
+
+    # 3 drug rows < 5 → the split refuses, naming the category
+    assert main(["split", str(clinical_manifest), "--out", str(tmp_path / "split")]) == 2
+    assert "'drug' has 3 row(s)" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "split",
+                str(clinical_manifest),
+                "--out",
+                str(tmp_path / "split"),
+                "--priority",
+                "anatomy",
+                "--no-audio-check",
+            ]
+        )
+        == 2
+    )
+    cfg = tmp_path / "fw.toml"
+    cfg.write_text("[gate]\nmin_priority_rows = 3\n")
+    assert main(["--config", str(cfg), "split", str(clinical_manifest), "--out", str(tmp_path / "split")]) == 0
+    val = [json.loads(x) for x in (tmp_path / "split" / "validation.jsonl").read_text().splitlines()]
+    assert val and all(v["duration"] > 0 for v in val)  # durations filled from the audio headers
+
+    after = write_hyps(tmp_path / "after.jsonl", d, [*refs[:2], "hold the vanco dose", *refs[3:]])  # 2 of 3 drugs fixed
+    assert (
+        main(["score", str(clinical_manifest), "--hyps", str(after), "--out", str(tmp_path / "c2"), "--cycle", "2"])
+        == 0
+    )
+    assert main(["decide", str(tmp_path / "c1" / "metrics.json"), str(tmp_path / "c2" / "metrics.json")]) == 0
+    decision = json.loads((tmp_path / "c2" / "decision.json").read_text())
+    assert decision["decision"] == "KEEP" and decision["ker_before"] == 1.0
+    assert decision["ker_after"] == pytest.approx(1 / 3) and decision["significant"] is False
+    assert (
+        main(
+            [
+                "decide",
+                str(tmp_path / "c1" / "metrics.json"),
+                str(tmp_path / "c2" / "metrics.json"),
+                "--require-significance",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "c2" / "decision.json").read_text())["decision"] == "INSUFFICIENT_EVIDENCE"
+    assert main(["compare", str(tmp_path / "c1" / "metrics.json"), str(tmp_path / "c2" / "metrics.json")]) == 0
+    assert "| drug | 3 | 1.000 | 0.333 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["gate", "missing.json"], ["decide", "a.json", "b.json"], ["score", "m.jsonl", "--hyps", "h", "--out", "o"]],
+)
+def test_missing_inputs_exit_2_with_a_message(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "not found" in capsys.readouterr().err
