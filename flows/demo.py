@@ -46,8 +46,9 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None) -> dic
     cycle = ws.new_cycle()
     with cycle.lock():
         hyps = align_hyps(manifest, read_hyps(_hyps_for(manifest_path)))
-        report = score_manifest(manifest, hyps, config=cfg, model_name="bundled baseline hypotheses",
-                                cycle=cycle.number)
+        report = score_manifest(
+            manifest, hyps, config=cfg, model_name="bundled baseline hypotheses", cycle=cycle.number
+        )
         paths = write_score_outputs(report, cycle.baseline_dir)
         history = history_records(ws.cycles_dir, "gate.json")
         gate = evaluate_gate(report.metrics, cfg.gate, first_eval=is_first_eval(history, report.metrics))

@@ -33,19 +33,37 @@ def _nemo(name, family, decoder, sft=SftViability.ALLOWED, notes="", **kw) -> Ba
 
 
 CATALOGUE = [
-    _nemo(RECOMMENDED_BASE, "FastConformer-TDT", Decoder.TDT, SftViability.RECOMMENDED,
-          "verified 0.513 → 0.128 KER in 3 epochs of stock SFT (39-row manifest)"),
+    _nemo(
+        RECOMMENDED_BASE,
+        "FastConformer-TDT",
+        Decoder.TDT,
+        SftViability.RECOMMENDED,
+        "verified 0.513 → 0.128 KER in 3 epochs of stock SFT (39-row manifest)",
+    ),
     _nemo("nvidia/parakeet-tdt-1.1b", "FastConformer-TDT", Decoder.TDT),
     _nemo("nvidia/parakeet-rnnt-0.6b", "FastConformer-RNNT", Decoder.RNNT),
     _nemo("nvidia/parakeet-rnnt-1.1b", "FastConformer-RNNT", Decoder.RNNT),
     _nemo("nvidia/parakeet-ctc-0.6b", "FastConformer-CTC", Decoder.CTC),
     _nemo("nvidia/parakeet-ctc-1.1b", "FastConformer-CTC", Decoder.CTC),
     _nemo("nvidia/stt_en_conformer_ctc_large", "Conformer-CTC", Decoder.CTC, notes="legacy fallback"),
-    _nemo("nvidia/nemotron-speech-streaming-en-0.6b", "cache-aware streaming FastConformer-RNNT", Decoder.RNNT,
-          SftViability.REFUSED, "SFT collapses to all-UNK", refusal_reason=STREAMING_REFUSAL,
-          suggested=RECOMMENDED_BASE),
-    BaseModel(name="google/medasr", family="Conformer-CTC (Hugging Face LasrForCTC)", decoder=Decoder.CTC,
-              backend="hf", sft=SftViability.ALLOWED, notes="gated on the Hub: needs HF_TOKEN", gated=True),
+    _nemo(
+        "nvidia/nemotron-speech-streaming-en-0.6b",
+        "cache-aware streaming FastConformer-RNNT",
+        Decoder.RNNT,
+        SftViability.REFUSED,
+        "SFT collapses to all-UNK",
+        refusal_reason=STREAMING_REFUSAL,
+        suggested=RECOMMENDED_BASE,
+    ),
+    BaseModel(
+        name="google/medasr",
+        family="Conformer-CTC (Hugging Face LasrForCTC)",
+        decoder=Decoder.CTC,
+        backend="hf",
+        sft=SftViability.ALLOWED,
+        notes="gated on the Hub: needs HF_TOKEN",
+        gated=True,
+    ),
 ]
 
 
@@ -62,7 +80,8 @@ def check_sft_request(base: str, decoder: Decoder, method: str, entry: BaseModel
         raise RefusedError(f"refusing to fine-tune {base}: {entry.refusal_reason}{alt}")
     if m in ADAPTER_METHODS:
         if decoder in (Decoder.TDT, Decoder.RNNT):
-            raise RefusedError(f"refusing {method} fine-tuning of {base}: " + ADAPTER_REFUSAL.format(decoder=decoder.upper()))
+            reason = ADAPTER_REFUSAL.format(decoder=decoder.upper())
+            raise RefusedError(f"refusing {method} fine-tuning of {base}: {reason}")
         raise RefusedError(f"refusing {method} fine-tuning of {base}: the flywheel runs stock SFT only (no adapters)")
     if m not in SFT_METHODS:
         raise RefusedError(f"unknown fine-tuning method {method!r} (supported: {', '.join(SFT_METHODS)})")

@@ -46,9 +46,19 @@ def main() -> None:
             text = text[0].upper() + text[1:] + "."
             audio = f"audio/{t['term'].replace(' ', '_')}_{k}.wav"
             source = SOURCES[(k + len(rows)) % 3]
-            rows.append({"audio_filepath": audio, "text": text, "duration": None, "term": t["term"],
-                         "entity_category": t["entity_category"], "ipa_source": source,
-                         "voice_id": "en-us", "noise_level": "clean", "context_type": ctx})
+            rows.append(
+                {
+                    "audio_filepath": audio,
+                    "text": text,
+                    "duration": None,
+                    "term": t["term"],
+                    "entity_category": t["entity_category"],
+                    "ipa_source": source,
+                    "voice_id": "en-us",
+                    "noise_level": "clean",
+                    "context_type": ctx,
+                }
+            )
             hyp = text.lower().rstrip(".")
             if rng.random() < MISHEAR_RATE[t["entity_category"]]:
                 hyp = hyp.replace(t["term"], mishear(t["term"], rng))
