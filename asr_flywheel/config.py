@@ -79,12 +79,39 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class CycleConfig:
+    """Defaults for `flywheel_cycle` runs (deployments and events can override per run)."""
+
+    #: Catalogue name, .nemo file or Hugging Face directory used when the registry has no champion yet.
+    base_model: str = "nvidia/parakeet-tdt-0.6b-v2"
+    #: Force a backend ("nemo", "hf"); empty means "from the base model".
+    backend: str = ""
+    #: Rows per transcription task (shards run on the flow's task runner).
+    shard_size: int = 256
+    batch_size: int = 16
+    #: Deploy a KEEP model with this deployer plugin ("" disables deploying).
+    deployer: str = ""
+    #: Pause for a human approval (typed input in the Prefect UI) before deploying.
+    require_approval: bool = False
+    approval_timeout_s: int = 3600
+    #: Global concurrency limit guarding the GPU; created with limit 1 if missing.
+    gpu_slot: str = "gpu-0"
+    #: Lightning scale-out for training.
+    devices: str = "1"
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+
+@dataclass(frozen=True)
 class FlywheelConfig:
     manifest: ManifestConfig = field(default_factory=ManifestConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    cycle: CycleConfig = field(default_factory=CycleConfig)
+    #: Hyperparameter overrides passed to the trainer (e.g. epochs, lr, batch_size, precision).
+    hyperparameters: dict = field(default_factory=dict)
     #: Where cycle directories and the model registry live.
     workspace: str = "workspace"
 
@@ -105,7 +132,9 @@ class FlywheelConfig:
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **coerced)})
 
 
-_SECTIONS = {name: tp for name, tp in get_type_hints(FlywheelConfig).items() if name != "workspace"}
+_SECTIONS = {
+    name: tp for name, tp in get_type_hints(FlywheelConfig).items() if name not in ("workspace", "hyperparameters")
+}
 
 
 def _hints(cls) -> dict[str, Any]:
@@ -170,7 +199,12 @@ def from_dict(data: dict) -> FlywheelConfig:
     problems: list[Problem] = []
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "workspace":
+        if key == "hyperparameters":
+            if not isinstance(value, dict):
+                problems.append(Problem(0, "hyperparameters", "expected a table"))
+            else:
+                kwargs["hyperparameters"] = dict(value)
+        elif key == "workspace":
             if not isinstance(value, str):
                 problems.append(Problem(0, "workspace", f"expected a path string, got {value!r}"))
             else:
@@ -185,7 +219,8 @@ def from_dict(data: dict) -> FlywheelConfig:
             if not sect:
                 kwargs[key] = cls(**{k: _coerce(_hints(cls)[k], v) for k, v in value.items()})
         else:
-            problems.append(Problem(0, key, f"unknown section (known: workspace, {', '.join(_SECTIONS)})"))
+            known = ", ".join(["workspace", "hyperparameters", *_SECTIONS])
+            problems.append(Problem(0, key, f"unknown section (known: {known})"))
     if problems:
         raise InputError("invalid configuration", problems)
     cfg = FlywheelConfig(**kwargs)

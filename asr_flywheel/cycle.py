@@ -26,7 +26,8 @@ class CycleBusyError(FlywheelError):
     """Another process is writing this cycle directory."""
 
 
-def _now() -> str:
+def now() -> str:
+    """Wall-clock timestamp with offset (recorded for humans; ordering uses file records, not clocks)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
@@ -65,7 +66,7 @@ class CycleDir:
         rec = self.read_record()
         rec.update(fields)
         rec.setdefault("cycle", self.number)
-        rec["updated_at"] = _now()
+        rec["updated_at"] = now()
         fio.write_json(self.record_path, rec)
         return rec
 
@@ -73,11 +74,21 @@ class CycleDir:
         """The recorded result of a finished step, or None."""
         return self.read_record().get("steps", {}).get(name)
 
+    def start_step(self, name: str) -> None:
+        rec = self.read_record()
+        rec.setdefault("running", {})[name] = now()
+        fio.write_json(self.record_path, rec)
+
     def finish_step(self, name: str, result: dict) -> None:
         rec = self.read_record()
-        rec.setdefault("steps", {})[name] = {**result, "finished_at": _now()}
-        rec["updated_at"] = _now()
+        rec.setdefault("steps", {})[name] = {**result, "finished_at": now()}
+        rec.get("running", {}).pop(name, None)
+        rec["updated_at"] = now()
         fio.write_json(self.record_path, rec)
+
+    @property
+    def complete(self) -> bool:
+        return self.read_record().get("status") == "complete"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[CycleDir]:
@@ -95,6 +106,16 @@ class CycleDir:
             yield self
         finally:
             os.close(fd)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Which cycle owns a manifest version. status: "new" (just claimed), "resume" (an earlier run of this
+    version did not finish), or "done" (already processed: never start a second cycle for it)."""
+
+    cycle: CycleDir
+    status: str
+    record: dict
 
 
 class Workspace:
@@ -123,6 +144,31 @@ class Workspace:
 
     def cycle(self, number: int) -> CycleDir:
         return CycleDir(self.cycles_dir / f"cycle-{number:04d}", number)
+
+    @property
+    def claims_dir(self) -> Path:
+        return self.root / "claims"
+
+    def claim_version(self, version: str, manifest: str, **info) -> Claim:
+        """Claim `version` for exactly one cycle (an exclusive lock serialises concurrent claimers)."""
+        self.claims_dir.mkdir(parents=True, exist_ok=True)
+        path = self.claims_dir / f"{version}.json"
+        with open(self.claims_dir / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                cycle = self.new_cycle()
+                record = {
+                    "manifest_version": version,
+                    "manifest": manifest,
+                    "cycle": cycle.number,
+                    "claimed_at": now(),
+                    **info,
+                }
+                fio.write_json(path, record)
+                return Claim(cycle, "new", record)
+        record = fio.read_json(path)
+        cycle = self.cycle(int(record["cycle"]))
+        return Claim(cycle, "done" if cycle.complete else "resume", record)
 
     def new_cycle(self, start: int = 1) -> CycleDir:
         """Claim the next free cycle number atomically (safe against concurrent claimers)."""

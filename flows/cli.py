@@ -164,6 +164,100 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from plugins.manager import Plugins
+
+    models = Plugins().base_models()
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models.values()], indent=2))
+        return 0
+    rows = [("base model", "backend", "decoder", "SFT", "family / notes")]
+    for m in models.values():
+        note = m.refusal_reason.split(".")[0] if m.refusal_reason else m.notes
+        plugin = "" if m.plugin in ("catalogue", "") else f" [plugin: {m.plugin}]"
+        rows.append((m.name, m.backend, str(m.decoder), str(m.sft), f"{m.family}{'; ' + note if note else ''}{plugin}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
+    return 0
+
+
+def _overrides(args) -> dict:
+    """Hyperparameter overrides from the named flags and repeated `--set key=value` (values parsed as JSON)."""
+    hp = {
+        k: getattr(args, k)
+        for k in ("epochs", "lr", "batch_size", "precision", "warmup_steps")
+        if getattr(args, k, None) is not None
+    }
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        try:
+            hp[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            hp[key] = raw
+    return hp
+
+
+def cmd_train(args) -> int:
+    from flows.steps import train
+
+    result = train(
+        args.split_dir,
+        args.base,
+        args.out,
+        backend=args.backend,
+        method=args.method,
+        hyperparameters=_overrides(args),
+        config=_config(args),
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+    )
+    print(f"model: {result.model_path}")
+    print(f"run info: {result.run_info_path}")
+    metrics = result.run_info.get("metrics", {})
+    if metrics:
+        print("end-of-train metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    if result.container_command:
+        print(f"equivalent container command:\n  {result.container_command}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from flows.steps import evaluate
+
+    res = evaluate(
+        args.manifest,
+        args.model,
+        args.out,
+        config=_config(args),
+        batch_size=args.batch_size,
+        backend=args.backend,
+        cycle=args.cycle,
+        scope=args.scope,
+        progress=_progress_bar("transcribing"),
+    )
+    m = res.report.metrics
+    ker = "n/a" if m["ker"] is None else f"{m['ker']:.3f}"
+    print(f"\nscored {m['n']} rows: WER {m['wer']:.3f}  CER {m['cer']:.3f}  KER {ker}  SER {m['ser']:.3f}")
+    for kind, p in res.paths.items():
+        print(f"  {kind}: {p}")
+    return 0
+
+
+def _progress_bar(label: str):
+    def update(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return update
+
+
 def cmd_demo(args) -> int:
     from flows.demo import run_demo
 
@@ -246,6 +340,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("after")
     p.add_argument("--out", help="also write the markdown here")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("models", help="list the base-model catalogue (backend, decoder, SFT viability)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", help="transcribe a manifest with a model (batched) and score it")
+    p.add_argument("manifest")
+    p.add_argument("--model", required=True, help="catalogue name, .nemo file or Hugging Face model directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
+    p.add_argument("--cycle", type=int, default=0)
+    p.add_argument("--scope", default="all rows")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="fine-tune a base model on a split directory (stock SFT)")
+    p.add_argument("split_dir", help="directory with train.jsonl and validation.jsonl (from `flywheel split`)")
+    p.add_argument("--base", required=True, help="catalogue name, .nemo file or Hugging Face model directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--backend", choices=None, help="nemo or hf (default: from the base model)")
+    p.add_argument("--method", default="sft", help="sft (adapters are refused for TDT/RNNT)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--precision", help="bf16-mixed (default), 32; fp16-mixed is refused for TDT")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other hyperparameter (repeatable)")
+    p.add_argument("--devices", default=1, help="Lightning devices (int or 'auto')")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="run the offline demo on the bundled clinical example")
     p.add_argument("--workspace", help="workspace directory (default from config: ./workspace)")

@@ -41,8 +41,15 @@ class BaseModel:
     suggested: str | None = None
     #: Gated on the Hugging Face Hub: loading needs a token (HF_TOKEN).
     gated: bool = False
+    #: Where the weights come from: None means the hub id `name`; otherwise a local .nemo file or HF directory.
+    source: str | None = None
     #: Which plugin contributed this entry (filled by the plugin manager).
     plugin: str = ""
+
+    @property
+    def weights(self) -> str:
+        """What the backend should load: the local source if any, else the hub id."""
+        return self.source or self.name
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -85,6 +92,14 @@ class TrainResult:
 @runtime_checkable
 class Trainer(Protocol):
     name: str
+
+    def claims(self, model_ref: str) -> bool:
+        """True when `model_ref` is a local model this backend can fine-tune (e.g. a .nemo file)."""
+        ...
+
+    def describe(self, model_ref: str) -> BaseModel:
+        """Read the architecture of a local model (decoder, family, SFT viability) without training it."""
+        ...
 
     def train(self, request: TrainRequest) -> TrainResult: ...
 

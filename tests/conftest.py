@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import CLINICAL_SENTENCES, write_manifest
+from helpers import CLINICAL_SENTENCES, dataset_rows, write_manifest
 
 from backends.tts.espeak import EspeakSynthesizer
 
@@ -55,3 +55,38 @@ def clinical_manifest(tmp_path, synth) -> Path:
             }
         )
     return write_manifest(tmp_path / "manifest.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, synth) -> Path:
+    """32 real espeak-ng clips (16 clinical sentences x 2 voices) with a manifest; 10 drug rows."""
+    root = tmp_path_factory.mktemp("tiny-dataset")
+    rows = []
+    for i, (text, term, cat, voice) in enumerate(dataset_rows(2)):
+        synth(text, root / "audio" / f"r{i:02d}.wav", voice=voice)
+        rows.append(
+            {
+                "audio_filepath": f"audio/r{i:02d}.wav",
+                "text": text,
+                "duration": None,
+                "term": term,
+                "entity_category": cat,
+                "ipa_source": "lexicon",
+                "voice_id": voice,
+                "noise_level": "clean",
+                "context_type": "dictation",
+            }
+        )
+    return write_manifest(root / "manifest.jsonl", rows)
+
+
+@pytest.fixture(scope="session")
+def nemo_tiny_models(tmp_path_factory, tiny_dataset) -> dict[str, Path]:
+    """Tiny NeMo models built from config (CTC, RNNT, TDT) whose tokenizer covers the dataset's texts."""
+    import json
+
+    from backends.nemo.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("nemo-models")
+    texts = [json.loads(x)["text"] for x in tiny_dataset.read_text().splitlines()]
+    return {kind: build_tiny_model(kind, texts, root / f"tiny_{kind}.nemo") for kind in ("ctc", "rnnt", "tdt")}

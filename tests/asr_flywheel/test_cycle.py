@@ -38,3 +38,32 @@ def test_steps_are_recorded_for_resume(tmp_path):
     assert again.step("score")["metrics"] == "baseline/metrics.json"
     assert again.read_record()["manifest_version"] == "abc"
     assert [x.number for x in ws.cycles()] == [1]
+
+
+def _claim_version(root, q):
+    c = Workspace(root).claim_version("v1", "m.jsonl")
+    q.put((c.cycle.number, c.status))
+
+
+def test_one_manifest_version_claims_one_cycle_even_under_concurrency(tmp_path):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_claim_version, args=(tmp_path, q)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    results = [q.get() for _ in procs]
+    assert {n for n, _ in results} == {1}
+    assert sorted(s for _, s in results).count("new") == 1
+    assert [c.number for c in Workspace(tmp_path).cycles()] == [1]  # losers gave their numbers back
+
+
+def test_claim_reports_resume_until_the_cycle_completes(tmp_path):
+    ws = Workspace(tmp_path)
+    first = ws.claim_version("v1", "m.jsonl")
+    assert first.status == "new"
+    assert ws.claim_version("v1", "m.jsonl").status == "resume"
+    first.cycle.update_record(status="complete")
+    assert ws.claim_version("v1", "m.jsonl").status == "done"
+    assert ws.claim_version("v2", "m.jsonl").cycle.number == 2

@@ -1,12 +1,19 @@
 """An example third-party plugin: adds one base model to the flywheel's catalogue.
 
-It is a separate installable package (see its pyproject.toml) and is proven end to end by
-tests/plugins/test_example_plugin.py: once installed, `flywheel models` lists it and
-`flywheel train --base example/tiny-ctc` resolves it through the NeMo backend.
+It is a separate installable package (see its pyproject.toml: one entry point is the whole registration) and is
+proven end to end by tests/plugins/test_example_plugin.py: once installed, `flywheel models` lists it and
+`flywheel eval --model example/tiny-ctc` / `flywheel train --base example/tiny-ctc` load its weights through the
+built-in NeMo backend. The weights are a local .nemo file (`source`), because this machine cannot download.
 """
+
+import os
+from pathlib import Path
 
 from asr_flywheel import hookimpl
 from plugins.contracts import BaseModel, Decoder, SftViability
+
+#: Where the example's weights live; tests build a tiny model here (override with FLYWHEEL_EXAMPLE_MODEL).
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny-ctc.nemo"
 
 
 @hookimpl
@@ -18,6 +25,7 @@ def register_base_models():
             decoder=Decoder.CTC,
             backend="nemo",
             sft=SftViability.ALLOWED,
-            notes="Registered by the example plugin package to show how third parties extend the catalogue.",
+            notes="registered by the example plugin package",
+            source=os.environ.get("FLYWHEEL_EXAMPLE_MODEL", str(DEFAULT_WEIGHTS)),
         )
     ]

@@ -1,0 +1,21 @@
+"""NeMo backend: stock SFT of Parakeet/Conformer models and offline batched transcription (SPEC §7.1).
+
+Registered through the `asr_flywheel` entry-point group like any third-party plugin. Importing this package
+is cheap; NeMo (13–25 s to import) is loaded only when a model is trained or loaded.
+"""
+
+from asr_flywheel import hookimpl
+
+
+@hookimpl
+def register_trainers():
+    from backends.nemo.trainer import NemoTrainer
+
+    return [NemoTrainer()]
+
+
+@hookimpl
+def register_transcribers():
+    from backends.nemo.transcriber import NemoTranscriber
+
+    return [NemoTranscriber()]

@@ -1,0 +1,185 @@
+"""Tiny NeMo models built from config, for offline demos and tests (no hub downloads possible here).
+
+The shapes follow NeMo's FastConformer configs, shrunk (d_model 96, 2 layers): the same model classes, the
+same save/restore/transcribe/fine-tune code paths as Parakeet, in seconds on a CPU. `kind` is "ctc"
+(EncDecCTCModelBPE, learns fastest on CPU), "rnnt" (EncDecRNNTBPEModel, numba RNNT loss runs on CPU) or
+"tdt" (the Parakeet-TDT decoder; its loss trains only on CUDA).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+TDT_DURATIONS = [0, 1, 2, 3, 4]
+
+
+def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 128) -> Path:
+    """SentencePiece unigram model + the vocab.txt NeMo's `tokenizer.dir` also expects."""
+    import sentencepiece as spm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = out_dir / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(out_dir / "tokenizer"),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        minloglevel=2,
+    )
+    pieces = []
+    for line in (out_dir / "tokenizer.vocab").read_text(encoding="utf-8").splitlines():
+        p = line.split("\t")[0]
+        if p == "<unk>" or p == "\u2581":
+            pieces.append(p)
+        elif p.startswith("\u2581"):
+            pieces.append(p[1:])
+        else:
+            pieces.append(f"##{p}")
+    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int = 2, features: int = 80) -> dict:
+    if kind not in ("ctc", "rnnt", "tdt"):
+        raise ValueError(f"kind must be ctc, rnnt or tdt, not {kind!r}")
+    cfg: dict = {
+        "sample_rate": 16000,
+        "log_prediction": False,
+        "compute_eval_loss": False,
+        "skip_nan_grad": False,
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": d_model, "joint_hidden": d_model},
+        "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
+        # Placeholders: filled by the trainer; transcribe() of BPE models reads validation_ds options.
+        "train_ds": {"manifest_filepath": None, "sample_rate": 16000, "batch_size": 4, "shuffle": True},
+        "validation_ds": {
+            "manifest_filepath": None,
+            "sample_rate": 16000,
+            "batch_size": 4,
+            "shuffle": False,
+            "use_start_end_token": False,
+        },
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "sample_rate": 16000,
+            "normalize": "per_feature",
+            "window_size": 0.025,
+            "window_stride": 0.01,
+            "window": "hann",
+            "features": features,
+            "n_fft": 512,
+            "frame_splicing": 1,
+            "dither": 1e-5,
+            "pad_to": 0,
+        },
+        "spec_augment": {
+            "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
+            "freq_masks": 2,
+            "time_masks": 2,
+            "freq_width": 15,
+            "time_width": 0.05,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+            "feat_in": features,
+            "feat_out": -1,
+            "n_layers": n_layers,
+            "d_model": d_model,
+            "subsampling": "dw_striding",
+            "subsampling_factor": 8,
+            "subsampling_conv_channels": d_model,
+            "causal_downsampling": False,
+            "ff_expansion_factor": 4,
+            "self_attention_model": "rel_pos",
+            "n_heads": 4,
+            "att_context_size": [-1, -1],
+            "xscaling": True,
+            "untie_biases": True,
+            "pos_emb_max_len": 5000,
+            "conv_kernel_size": 9,
+            "conv_norm_type": "batch_norm",
+            "dropout": 0.1,
+            "dropout_pre_encoder": 0.1,
+            "dropout_emb": 0.0,
+            "dropout_att": 0.1,
+        },
+        "optim": {
+            "name": "adamw",
+            "lr": 3e-4,
+            "betas": [0.9, 0.98],
+            "weight_decay": 1e-3,
+            "sched": {"name": "CosineAnnealing", "warmup_steps": 5, "min_lr": 1e-6},
+        },
+    }
+    if kind == "ctc":
+        cfg["ctc_reduction"] = "mean_volume"
+        cfg["decoder"] = {
+            "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+            "feat_in": None,
+            "num_classes": -1,
+            "vocabulary": [],
+        }
+        cfg["decoding"] = {"strategy": "greedy_batch"}
+        return cfg
+    cfg["rnnt_reduction"] = "mean_volume"
+    cfg["decoder"] = {
+        "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+        "normalization_mode": None,
+        "random_state_sampling": False,
+        "blank_as_pad": True,
+        "prednet": {"pred_hidden": d_model, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.2},
+    }
+    cfg["joint"] = {
+        "_target_": "nemo.collections.asr.modules.RNNTJoint",
+        "log_softmax": None,
+        "preserve_memory": False,
+        "fuse_loss_wer": True,
+        "fused_batch_size": 4,
+        "jointnet": {"joint_hidden": d_model, "activation": "relu", "dropout": 0.2},
+    }
+    cfg["decoding"] = {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}}
+    cfg["loss"] = {"loss_name": "default", "warprnnt_numba_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0}}
+    if kind == "tdt":
+        cfg["model_defaults"].update(tdt_durations=TDT_DURATIONS, num_tdt_durations=len(TDT_DURATIONS))
+        cfg["joint"]["num_extra_outputs"] = len(TDT_DURATIONS)
+        cfg["decoding"].update(model_type="tdt", durations=TDT_DURATIONS)
+        cfg["loss"] = {
+            "loss_name": "tdt",
+            "tdt_kwargs": {
+                "fastemit_lambda": 0.0,
+                "clamp": -1.0,
+                "durations": TDT_DURATIONS,
+                "sigma": 0.02,
+                "omega": 0.1,
+            },
+        }
+    return cfg
+
+
+def build_tiny_model(
+    kind: str, texts: list[str], out_path: str | Path, *, vocab_size: int = 128, d_model: int = 96, n_layers: int = 2
+) -> Path:
+    """Build a randomly initialised tiny model whose tokenizer covers `texts`, and save it as .nemo."""
+    from omegaconf import OmegaConf
+
+    from backends.nemo._runtime import quiet_nemo
+
+    quiet_nemo()
+    from nemo.collections.asr.models import EncDecCTCModelBPE, EncDecRNNTBPEModel
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok = train_tokenizer(texts, Path(tmp) / "tokenizer", vocab_size)
+        cls = EncDecCTCModelBPE if kind == "ctc" else EncDecRNNTBPEModel
+        model = cls(cfg=OmegaConf.create(tiny_config(kind, tok, d_model, n_layers)), trainer=None)
+        tmp_model = out.with_name(f".{out.name}.tmp")
+        model.save_to(str(tmp_model))  # tokenizer files are packed into the .nemo
+        tmp_model.replace(out)
+    return out

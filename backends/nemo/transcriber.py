@@ -1,0 +1,59 @@
+"""Offline batched transcription with a NeMo ASR model (`.nemo` file or catalogue name)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from plugins.contracts import Decoder, LoadedModel, ProgressFn
+
+
+def _text(h) -> str:
+    """nemo 3.0 returns Hypothesis objects; older releases returned str or (best, all) tuples."""
+    if isinstance(h, tuple):
+        h = h[0]
+    if isinstance(h, list):
+        h = h[0] if h else ""
+    return h.text if hasattr(h, "text") else str(h)
+
+
+class NemoModel:
+    def __init__(self, name: str, model, decoder: Decoder):
+        self.name = name
+        self.model = model
+        self.decoder = decoder
+
+    def transcribe(
+        self, audio_paths: Sequence[str], *, batch_size: int = 16, progress: ProgressFn | None = None
+    ) -> list[str]:
+        """Batched greedy transcription, in input order. Chunks of several batches report progress."""
+        paths = [str(p) for p in audio_paths]
+        out: list[str] = []
+        chunk = max(batch_size * 8, 64)
+        self.model.eval()
+        for i in range(0, len(paths), chunk):
+            hyps = self.model.transcribe(paths[i : i + chunk], batch_size=batch_size, verbose=False)
+            out += [_text(h) for h in hyps]
+            if progress:
+                progress(len(out), len(paths))
+        return out
+
+
+class NemoTranscriber:
+    name = "nemo"
+
+    def claims(self, model_ref: str) -> bool:
+        return model_ref.endswith(".nemo") and Path(model_ref).is_file()
+
+    def load(self, model_ref: str) -> LoadedModel:
+        from backends.nemo._runtime import load_asr_model
+        from backends.nemo.architecture import decoder_of
+        from plugins.manager import Plugins
+
+        entry = Plugins().base_model(model_ref)
+        model = load_asr_model(entry.weights if entry else model_ref)
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(model.cfg, resolve=False)
+        cfg["target"] = f"{type(model).__module__}.{type(model).__name__}"
+        return NemoModel(model_ref, model, decoder_of(cfg))

@@ -1,0 +1,81 @@
+import pytest
+
+from asr_flywheel import hookimpl
+from asr_flywheel.errors import InputError, RefusedError
+from plugins.catalogue import check_sft_request
+from plugins.contracts import BaseModel, Decoder, SftViability
+from plugins.manager import PluginError, Plugins, new_plugin_manager
+
+
+def entry(name, **kw):
+    return BaseModel(name=name, family="x", decoder=Decoder.CTC, backend="nemo", sft=SftViability.ALLOWED, **kw)
+
+
+class ThirdParty:
+    @hookimpl
+    def register_base_models(self):
+        return [entry("acme/asr-1b")]
+
+
+def test_builtins_are_loaded_through_the_entry_point_group_like_third_party_plugins():
+    pm = new_plugin_manager()
+    names = {pm.get_name(p) for p in pm.get_plugins()}
+    assert {"catalogue", "espeak", "example"} <= names
+    models = Plugins(pm).base_models()
+    assert models["nvidia/parakeet-tdt-0.6b-v2"].plugin == "catalogue"
+    assert models["example/tiny-ctc"].plugin == "example"
+
+
+def test_a_registered_plugin_extends_the_catalogue():
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(ThirdParty(), name="acme")
+    assert list(Plugins(pm).base_models()) == ["acme/asr-1b"]
+
+
+def test_duplicate_names_across_plugins_are_an_error_naming_both():
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(ThirdParty(), name="acme")
+    pm.register(ThirdParty(), name="acme-fork")
+    with pytest.raises(PluginError, match="registered by both 'acme' and 'acme-fork'"):
+        Plugins(pm).base_models()
+
+
+def test_wrong_return_type_is_a_plugin_error():
+    class Broken:
+        @hookimpl
+        def register_base_models(self):
+            return ["not a model"]
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(Broken(), name="broken")
+    with pytest.raises(PluginError, match="plugin 'broken'"):
+        Plugins(pm).base_models()
+
+
+def test_unknown_backend_lists_what_is_installed():
+    pm = new_plugin_manager(load_entry_points=False)
+    with pytest.raises(InputError, match=r"unknown trainer backend 'nemo' \(available: none installed\)"):
+        Plugins(pm).trainer("nemo")
+
+
+def test_streaming_base_is_refused_with_reason_and_alternative():
+    catalogue = Plugins().base_models()
+    name = "nvidia/nemotron-speech-streaming-en-0.6b"
+    with pytest.raises(RefusedError) as exc:
+        check_sft_request(name, Decoder.RNNT, "sft", catalogue[name])
+    assert "all-UNK" in str(exc.value) and "nvidia/parakeet-tdt-0.6b-v2" in str(exc.value)
+
+
+@pytest.mark.parametrize("decoder", [Decoder.TDT, Decoder.RNNT])
+@pytest.mark.parametrize("method", ["adapter", "LinearAdapter", "linear-adapter"])
+def test_adapter_sft_of_tdt_and_rnnt_is_refused(decoder, method):
+    with pytest.raises(RefusedError, match="NaN tensors at any learning rate"):
+        check_sft_request("nvidia/parakeet-tdt-0.6b-v2", decoder, method)
+
+
+def test_stock_sft_is_allowed_and_unknown_methods_are_refused():
+    check_sft_request("nvidia/parakeet-tdt-0.6b-v2", Decoder.TDT, "sft")
+    with pytest.raises(RefusedError, match="stock SFT only"):
+        check_sft_request("nvidia/parakeet-ctc-0.6b", Decoder.CTC, "adapter")
+    with pytest.raises(RefusedError, match="unknown fine-tuning method"):
+        check_sft_request("nvidia/parakeet-ctc-0.6b", Decoder.CTC, "distill")
