@@ -90,3 +90,29 @@ def nemo_tiny_models(tmp_path_factory, tiny_dataset) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("nemo-models")
     texts = [json.loads(x)["text"] for x in tiny_dataset.read_text().splitlines()]
     return {kind: build_tiny_model(kind, texts, root / f"tiny_{kind}.nemo") for kind in ("ctc", "rnnt", "tdt")}
+
+
+@pytest.fixture(scope="session")
+def hf_tiny_model(tmp_path_factory, tiny_dataset) -> Path:
+    """A tiny LasrForCTC (MedASR architecture) + processor built from config and saved with save_pretrained."""
+    import json
+
+    from backends.hf.tiny import build_tiny_medasr
+
+    texts = [json.loads(x)["text"] for x in tiny_dataset.read_text().splitlines()]
+    return build_tiny_medasr(texts, tmp_path_factory.mktemp("hf-models") / "tiny_medasr")
+
+
+@pytest.fixture(scope="session")
+def tiny_split(tiny_dataset, tmp_path_factory) -> Path:
+    """train.jsonl / validation.jsonl of the tiny dataset (term-aware split, durations filled)."""
+    from asr_flywheel.config import SplitConfig
+    from asr_flywheel.split import split_manifest, write_split
+    from asr_flywheel.validation import validate_manifest
+
+    report = validate_manifest(tiny_dataset)
+    manifest = report.raise_if_invalid()
+    out = tmp_path_factory.mktemp("tiny-split")
+    result = split_manifest(manifest, SplitConfig(), ("drug",))
+    write_split(manifest, result, SplitConfig(), out, {a: i.duration for a, i in report.audio.items()})
+    return out

@@ -40,3 +40,42 @@ def dataset_rows(n_voices: int = 2) -> list[tuple[str, str, str, str]]:
     """(text, term, category, voice) rows: every sentence in every voice (16 sentences x voices)."""
     voices = ["en-us", "en-gb", "en-us+f3"][:n_voices]
     return [(t, term, cat, v) for v in voices for (t, term, cat) in CLINICAL_SENTENCES + EXTRA_SENTENCES]
+
+
+def start_fake_gated_hub(repo: str = "google/medasr"):
+    """A local HTTP server standing in for the Hugging Face Hub (which cannot be reached from these machines).
+
+    Returns (server, url). Stop it with server.shutdown().
+    """
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _reply(self):
+            auth = self.headers.get("Authorization")
+            if auth:
+                code, msg = 403, f"Access to model {repo} is restricted and you are not in the authorized list."
+            else:
+                code, msg = (
+                    401,
+                    f"Access to model {repo} is restricted. You must have access to it and be "
+                    "authenticated to access it. Please log in.",
+                )
+            body = json.dumps({"error": msg}).encode()
+            self.send_response(code)
+            self.send_header("X-Error-Code", "GatedRepo")
+            self.send_header("X-Error-Message", msg)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = _reply
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

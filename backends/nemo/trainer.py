@@ -74,13 +74,19 @@ def merge_hyperparameters(overrides: dict) -> dict:
 
 
 def resolve_precision(requested: str, decoder: Decoder, on_gpu: bool, bf16_ok: bool) -> tuple[str, str | None]:
-    """(precision to use, note). Never fp16-mixed for TDT; bf16 falls back to fp32 where unsupported."""
+    """(precision to use, note). Never fp16-mixed for TDT; bf16 falls back to fp32 where unsupported.
+
+    On CPU bf16 autocast gives no speed-up and `bf16-true` breaks the CTC loss ("ctc_loss_cpu" has no BFloat16
+    kernel), so CPU runs use fp32.
+    """
     p = str(requested).lower()
     if p in ("16", "16-mixed", "fp16", "fp16-mixed", "half") and decoder is Decoder.TDT:
         raise RefusedError(
             "refusing fp16-mixed precision for a TDT model: it produces NaN losses; use bf16-mixed (default) or 32"
         )
-    if p.startswith("bf16") and on_gpu and not bf16_ok:
+    if p.startswith("bf16") and not on_gpu:
+        return "32", f"no GPU: using fp32 instead of {requested} (bf16 on CPU is not faster and breaks CTC loss)"
+    if p.startswith("bf16") and not bf16_ok:
         return "32", f"bf16 is not supported on this GPU; using fp32 instead of {requested}"
     return p, None
 

@@ -10,25 +10,16 @@ import shlex
 import pytest
 
 from asr_flywheel.errors import InputError, RefusedError
-from asr_flywheel.split import split_manifest, write_split
-from asr_flywheel.validation import validate_manifest
 from backends.nemo.trainer import TrainingError, resolve_precision
 from flows import steps
 from plugins.contracts import Decoder
 
-FAST = {"epochs": 1, "batch_size": 8, "precision": "32", "warmup_steps": 1}
+FAST = {"epochs": 1, "batch_size": 8, "warmup_steps": 1}  # default precision: bf16-mixed → fp32 on CPU
 
 
 @pytest.fixture(scope="module")
-def split_dir(tiny_dataset, tmp_path_factory):
-    report = validate_manifest(tiny_dataset)
-    m = report.raise_if_invalid()
-    from asr_flywheel.config import SplitConfig
-
-    out = tmp_path_factory.mktemp("split")
-    r = split_manifest(m, SplitConfig(), ("drug",))
-    write_split(m, r, SplitConfig(), out, {a: i.duration for a, i in report.audio.items()})
-    return out
+def split_dir(tiny_split):
+    return tiny_split
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +82,8 @@ def test_precision_rules():
     p, note = resolve_precision("bf16-mixed", Decoder.TDT, on_gpu=True, bf16_ok=False)
     assert p == "32" and "not supported" in note
     assert resolve_precision("bf16-mixed", Decoder.TDT, on_gpu=True, bf16_ok=True) == ("bf16-mixed", None)
+    p, note = resolve_precision("bf16-mixed", Decoder.CTC, on_gpu=False, bf16_ok=False)
+    assert p == "32" and "no GPU" in note
 
 
 def test_unknown_hyperparameters_are_rejected(nemo_tiny_models, split_dir, tmp_path):

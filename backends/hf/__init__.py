@@ -1,0 +1,20 @@
+"""Hugging Face backend: MedASR (`LasrForCTC`, transformers >= 5) fine-tuning and offline transcription (SPEC §7.2).
+
+transformers is imported only when a model is trained or loaded.
+"""
+
+from asr_flywheel import hookimpl
+
+
+@hookimpl
+def register_trainers():
+    from backends.hf.trainer import HfCtcTrainer
+
+    return [HfCtcTrainer()]
+
+
+@hookimpl
+def register_transcribers():
+    from backends.hf.transcriber import HfTranscriber
+
+    return [HfTranscriber()]
