@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest")
     p.add_argument("--model", required=True, help="catalogue name, .nemo file or Hugging Face model directory")
     p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8, help="8 suits CPUs; raise to 32+ on a GPU")
     p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
     p.add_argument("--cycle", type=int, default=0)
     p.add_argument("--scope", default="all rows")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,16 +27,23 @@ class NemoModel:
     def transcribe(
         self, audio_paths: Sequence[str], *, batch_size: int = 16, progress: ProgressFn | None = None
     ) -> list[str]:
-        """Batched greedy transcription, in input order. Chunks of several batches report progress."""
+        """Batched greedy transcription, returned in input order.
+
+        Clips are sorted by size (a cheap proxy for duration) so each batch pads little; NeMo itself batches in
+        the order given. Chunks of several batches report progress.
+        """
         paths = [str(p) for p in audio_paths]
-        out: list[str] = []
+        order = sorted(range(len(paths)), key=lambda i: os.path.getsize(paths[i]))
+        out: list[str] = [""] * len(paths)
         chunk = max(batch_size * 8, 64)
         self.model.eval()
-        for i in range(0, len(paths), chunk):
-            hyps = self.model.transcribe(paths[i : i + chunk], batch_size=batch_size, verbose=False)
-            out += [_text(h) for h in hyps]
+        for start in range(0, len(order), chunk):
+            idx = order[start : start + chunk]
+            hyps = self.model.transcribe([paths[i] for i in idx], batch_size=batch_size, verbose=False)
+            for i, h in zip(idx, hyps, strict=True):
+                out[i] = _text(h)
             if progress:
-                progress(len(out), len(paths))
+                progress(min(start + chunk, len(order)), len(order))
         return out
 
 

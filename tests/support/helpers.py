@@ -1,4 +1,5 @@
-"""Helpers shared by tests (importable because pytest puts tests/ on sys.path)."""
+"""Helpers shared by tests and benchmarks (pytest puts tests/support on sys.path; only this folder, so the
+test folders that mirror package names never shadow the real packages)."""
 
 from __future__ import annotations
 
