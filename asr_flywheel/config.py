@@ -82,6 +82,10 @@ class StatsConfig:
 class CycleConfig:
     """Defaults for `flywheel_cycle` runs (deployments and events can override per run)."""
 
+    #: Manifest cycled by the scheduled deployment (events and manual runs name their own).
+    manifest: str = ""
+    #: Manifests the watcher checks for growth (`flywheel watch`, the manifest-watch deployment).
+    watch: tuple[str, ...] = ()
     #: Catalogue name, .nemo file or Hugging Face directory used when the registry has no champion yet.
     base_model: str = "nvidia/parakeet-tdt-0.6b-v2"
     #: Force a backend ("nemo", "hf"); empty means "from the base model".
@@ -97,6 +101,8 @@ class CycleConfig:
     approval_timeout_s: int = 3600
     #: Global concurrency limit guarding the GPU; created with limit 1 if missing.
     gpu_slot: str = "gpu-0"
+    #: Lease on the GPU slot, renewed while training runs: a killed run frees the slot after at most this long.
+    gpu_lease_s: int = 120
     #: Lightning scale-out for training.
     devices: str = "1"
     num_nodes: int = 1
@@ -190,6 +196,8 @@ def _range_problems(cfg: FlywheelConfig) -> list[Problem]:
         p.append(Problem(0, "gate.harden_below", "must not exceed gate.finetune_above"))
     if cfg.decision.grow_drop > cfg.decision.keep_drop:
         p.append(Problem(0, "decision.grow_drop", "must not exceed decision.keep_drop"))
+    if cfg.cycle.gpu_lease_s < 60:
+        p.append(Problem(0, "cycle.gpu_lease_s", "must be at least 60 (Prefect's minimum concurrency lease)"))
     unknown = [c for c in cfg.gate.priority if c not in cfg.manifest.categories]
     if unknown:
         p.append(Problem(0, "gate.priority", f"not in manifest.categories: {', '.join(unknown)}"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -258,6 +259,90 @@ def _progress_bar(label: str):
     return update
 
 
+def prefect_env_defaults() -> None:
+    """Settings Prefect reads at import time: offline-friendly and patient with a cold ephemeral server."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def cmd_cycle(args) -> int:
+    prefect_env_defaults()
+    from flows.cycle import flywheel_cycle
+
+    result = flywheel_cycle(
+        manifest=args.manifest,
+        base_model=args.base,
+        backend=args.backend,
+        workspace=args.workspace,
+        config_path=args.config,
+        force_finetune_reason=args.force_finetune,
+        deploy_model=args.deploy,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_publish(args) -> int:
+    prefect_env_defaults()
+    from flows.events import publish
+
+    pub = publish(args.manifest, _config(args), force=args.force)
+    if pub.status == "unchanged":
+        print(f"{args.manifest}: version {pub.version[:12]} was already published; no event (use --force to resend)")
+    else:
+        print(
+            f"published flywheel.manifest.grown for {pub.resource_id}: {pub.rows} rows (+{pub.added_rows}), "
+            f"version {pub.version[:12]}, event {pub.event_id}"
+        )
+    return 0
+
+
+def cmd_watch(args) -> int:
+    prefect_env_defaults()
+    from flows.events import watch
+
+    cfg = _config(args)
+    manifests = args.manifests or list(cfg.cycle.watch)
+    if not manifests:
+        raise InputError("nothing to watch: name manifests or set `[cycle] watch` in the configuration")
+    watch(manifests, cfg, interval=args.interval, once=args.once)
+    return 0
+
+
+def cmd_server(args) -> int:
+    prefect_env_defaults()
+    from flows import server
+
+    cfg = _config(args)
+    home = Path(args.home or Path(cfg.workspace) / "prefect")
+    if args.action == "down":
+        print("stopped" if server.stop(home) else f"no server running for {home}")
+        return 0
+    current = server.running(home)
+    if args.action == "status":
+        print(f"running at {current.url} (pid {current.pid})" if current else "not running")
+        return 0 if current else 1
+    if current is None:
+        current = server.start(home, args.port)
+    server.prepare(current.api_url)
+    print(f"Prefect server: {current.url}  (UI; SQLite and logs under {current.home})")
+    print(f"work pool '{server.POOL}' and concurrency limit '{server.GPU_SLOT}' are ready. Next:")
+    print(f"  export PREFECT_API_URL={current.api_url}")
+    print("  flywheel deploy && prefect worker start --pool flywheel-pool")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    prefect_env_defaults()
+    from flows import server
+    from flows.events import api_url
+
+    url = api_url()
+    server.prepare(url)
+    print(server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:])
+    return 0
+
+
 def cmd_demo(args) -> int:
     from flows.demo import run_demo
 
@@ -371,6 +456,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "cycle",
+        help="run one full cycle as a Prefect flow (local server if PREFECT_API_URL is set, else an ephemeral one)",
+    )
+    p.add_argument("manifest")
+    p.add_argument("--base", help="base model when the registry has no champion (default from config)")
+    p.add_argument("--backend", help="nemo or hf (default: from the base model)")
+    p.add_argument("--workspace", help="workspace directory (default from config)")
+    p.add_argument("--force-finetune", metavar="REASON", help="proceed past a failed gate (recorded)")
+    p.add_argument(
+        "--deploy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="deploy a KEEP model with the configured deployer (default from config)",
+    )
+    p.set_defaults(func=cmd_cycle)
+
+    p = sub.add_parser("publish", help="publish a flywheel.manifest.grown event for a manifest (once per version)")
+    p.add_argument("manifest")
+    p.add_argument("--force", action="store_true", help="send again even if this version was published")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("watch", help="publish growth events whenever watched manifests change")
+    p.add_argument("manifests", nargs="*", help="default: `[cycle] watch` from the configuration")
+    p.add_argument("--interval", type=float, default=30.0)
+    p.add_argument("--once", action="store_true", help="check once and exit")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("server", help="run a local Prefect server (SQLite) for the UI, deployments and events")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--home", help="PREFECT_HOME for the server (default: <workspace>/prefect)")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("deploy", help="create the deployments in prefect.yaml on the server at PREFECT_API_URL")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("demo", help="run the offline demo on the bundled clinical example")
     p.add_argument("--workspace", help="workspace directory (default from config: ./workspace)")

@@ -46,8 +46,25 @@ def resolve_base(model_ref: str, backend: str | None = None, plugins: Plugins | 
     )
 
 
-_MODELS: dict[tuple[str, str | None], LoadedModel] = {}
+_MODELS: dict[tuple[str, str | None], _SerialModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+class _SerialModel:
+    """One loaded model shared by the shards of a worker process, used by one thread at a time.
+
+    Backends are not thread-safe (NeMo's transcribe freezes and unfreezes modules) and torch already spreads
+    one call over every core, so shards parallelise across processes (Dask/Ray workers), not threads.
+    """
+
+    def __init__(self, model: LoadedModel):
+        self._model = model
+        self._lock = threading.Lock()
+        self.name, self.decoder = model.name, model.decoder
+
+    def transcribe(self, audio_paths, *, batch_size: int = 16, progress: ProgressFn | None = None) -> list[str]:
+        with self._lock:
+            return self._model.transcribe(audio_paths, batch_size=batch_size, progress=progress)
 
 
 def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
@@ -55,7 +72,7 @@ def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
     key = (model_ref, backend)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = Plugins().transcriber_for(model_ref, backend).load(model_ref)
+            _MODELS[key] = _SerialModel(Plugins().transcriber_for(model_ref, backend).load(model_ref))
         return _MODELS[key]
 
 
@@ -163,3 +180,148 @@ def train(
         progress=progress,
     )
     return plugins.trainer(backend_name).train(request)
+
+
+# --- the cycle's steps (files in the cycle directory; each returns a JSON-able record) -----------------------
+
+
+def score_rows_to_dir(
+    out: Path,
+    manifest_path: str,
+    hyps: list[str],
+    model_ref: str,
+    cfg: FlywheelConfig,
+    number: int,
+    scope: str,
+    family: str,
+    before_metrics: str | None = None,
+) -> dict:
+    """Score transcripts and write the scoring files + leaderboard (with the cycle comparison when `before`)."""
+    from asr_flywheel.compare import compare_samples
+    from asr_flywheel.leaderboard import render_comparison, render_leaderboard
+    from asr_flywheel.scoring import load_per_sample
+
+    manifest = load_manifest(manifest_path, cfg, check_audio=False)
+    hyp_path = write_hyps(out / OFFLINE_HYPS, manifest, hyps)
+    report = score_manifest(manifest, hyps, config=cfg, model_name=model_ref, cycle=number, scope=scope, family=family)
+    paths = write_score_outputs(report, out, leaderboard=False)
+    comparison = None
+    if before_metrics:
+        comparison = compare_samples(
+            load_per_sample(before_metrics),
+            load_per_sample(paths["metrics"]),
+            cfg.stats,
+            before_label=f"cycle {number - 1}",
+            after_label=f"cycle {number}",
+            pools={"targeted": cfg.decision_targets},
+        )
+    board_md = render_leaderboard(report.metrics, gate=cfg.gate, comparison=comparison)
+    board = fio.write_text(out / f"leaderboard_cycle{number}.md", board_md)
+    return {
+        "metrics": str(paths["metrics"]),
+        "leaderboard": str(board),
+        "ker": report.metrics["ker"],
+        "n": report.metrics["n"],
+        "leaderboard_md": board_md,
+        "comparison_md": render_comparison(comparison) if comparison else None,
+        "by_category": report.metrics["ker_by_entity_category"],
+        "files": [str(p) for p in (*paths.values(), board, hyp_path)],
+    }
+
+
+def gate_cycle(
+    cycle_path: Path, cycles_dir: Path, metrics_path: str, cfg: FlywheelConfig, force_reason: str | None
+) -> dict:
+    from asr_flywheel.gate import evaluate_gate, history_records, is_first_eval, render_gate
+    from asr_flywheel.scoring import load_metrics
+
+    metrics = load_metrics(metrics_path)
+    history = [h for h in history_records(cycles_dir, "gate.json") if Path(h["_path"]).parent != cycle_path]
+    result = evaluate_gate(metrics, cfg.gate, first_eval=is_first_eval(history, metrics))
+    if force_reason:
+        result = result.force(force_reason)
+    gate_json = fio.write_json(cycle_path / "gate.json", result.to_dict())
+    md = fio.write_text(cycle_path / "gate.md", render_gate(result))
+    return {**result.to_dict(), "markdown": md.read_text(), "files": [str(gate_json), str(md)]}
+
+
+def split_cycle(split_dir: Path, manifest_path: str, cfg: FlywheelConfig) -> dict:
+    from asr_flywheel.split import split_manifest, write_split
+    from asr_flywheel.validation import validate_manifest
+
+    report = validate_manifest(manifest_path, cfg)
+    manifest = report.raise_if_invalid()
+    result = split_manifest(manifest, cfg.split, cfg.gate.priority, min_priority_rows=cfg.gate.min_priority_rows)
+    paths = write_split(manifest, result, cfg.split, split_dir, {a: i.duration for a, i in report.audio.items()})
+    return {
+        "dir": str(split_dir),
+        "validation": str(paths["validation"]),
+        "train_rows": len(result.train),
+        "validation_rows": len(result.validation),
+        "warnings": result.warnings,
+        "files": [str(p) for p in paths.values()],
+    }
+
+
+def decide_cycle(
+    cycle_path: Path, cycles_dir: Path, number: int, before: str, after: str, cfg: FlywheelConfig, family: str
+) -> dict:
+    from asr_flywheel.decision import decide, render_decision
+    from asr_flywheel.gate import history_records
+    from asr_flywheel.scoring import load_per_sample
+
+    history = [h for h in history_records(cycles_dir, "decision.json") if Path(h["_path"]).parent != cycle_path]
+    result, _ = decide(
+        load_per_sample(before),
+        load_per_sample(after),
+        cfg.decision,
+        cfg.stats,
+        targets=cfg.decision_targets,
+        history=history,
+        cycle=number,
+        manifest_family=family,
+    )
+    path = fio.write_json(cycle_path / "decision.json", result.to_dict())
+    md = fio.write_text(cycle_path / "decision.md", render_decision(result))
+    return {
+        "decision": str(result.decision),
+        "keep": result.keep,
+        "reason": result.reason,
+        "relative_change": result.relative_change,
+        "per_category": result.per_category,
+        "markdown": md.read_text(),
+        "files": [str(path), str(md)],
+    }
+
+
+def register_cycle(
+    registry_dir: Path,
+    cycle_number: int,
+    trained: dict,
+    base: str,
+    backend: str | None,
+    manifest_version: str,
+    family: str,
+    decision: dict,
+    parent: str | None,
+) -> dict:
+    from asr_flywheel.registry import Registry
+
+    run_info = fio.read_json(trained["run_info"])
+    reg = Registry(registry_dir)
+    rec = reg.register(
+        path=trained["model"],
+        backend=run_info.get("backend", backend or ""),
+        base_model=base,
+        parent=parent,
+        manifest_version=manifest_version,
+        manifest_family=family,
+        cycle=cycle_number,
+        hyperparameters=run_info.get("hyperparameters", {}),
+        metrics=run_info.get("metrics", {}),
+        decision=decision["decision"],
+        architecture=(run_info.get("architecture") or {}).get("decoder"),
+    )
+    if decision["keep"]:
+        reg.promote(rec.model_id, f"KEEP in cycle {cycle_number}: {decision['reason']}")
+    return {"model_id": rec.model_id, "champion": decision["keep"], "files": [str(reg.path)]}

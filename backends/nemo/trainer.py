@@ -118,6 +118,20 @@ def _versions() -> dict:
     }
 
 
+def _usable_checkpoint(path: Path) -> bool:
+    """A checkpoint a killed run left behind is resumed only if it loads: Lightning does not write it atomically."""
+    if not path.is_file():
+        return False
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+        return True
+    except Exception:
+        shutil.rmtree(path.parent, ignore_errors=True)  # truncated by a kill mid-save: start this run afresh
+        return False
+
+
 class NemoTrainer:
     name = "nemo"
 
@@ -297,7 +311,7 @@ class NemoTrainer:
             model.spec_augmentation = None
 
         t = time.perf_counter()
-        resumed = resume.is_file()
+        resumed = _usable_checkpoint(resume)
         try:
             trainer.fit(model, ckpt_path=str(resume) if resumed else None)
         except Exception as exc:

@@ -80,3 +80,32 @@ def start_fake_gated_hub(repo: str = "google/medasr"):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def write_tiny_cycle_config(
+    path: Path, workspace: Path, base_model: Path, *, epochs: int = 2, **overrides: dict
+) -> Path:
+    """flywheel.toml for a tiny cycle: the 32-row test set passes the gate (min_rows lowered), 1-2 epochs.
+
+    `overrides` maps a section name to keys merged over these defaults, e.g. cycle={"deployer": "x"}.
+    """
+    sections: dict[str, dict] = {
+        "gate": {"min_rows": 20},
+        "cycle": {"base_model": str(base_model), "shard_size": 16, "gpu_lease_s": 60},
+        "hyperparameters": {"epochs": epochs, "batch_size": 8, "warmup_steps": 1},
+    }
+    for name, body in overrides.items():
+        sections.setdefault(name, {}).update(body)
+    lines = [f"workspace = {json.dumps(str(workspace))}"]
+    for name, body in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in body.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def subprocess_env(server, config: Path, **extra) -> dict:
+    """Environment for a `flywheel` subprocess talking to a test Prefect server with a given flywheel.toml."""
+    from flows.server import clean_env
+
+    return clean_env(server.home, server.api_url, {"FLYWHEEL_CONFIG": str(config), **extra})

@@ -1,0 +1,203 @@
+"""A local Prefect server for the UI, deployments and event triggers: start, stop, prepare, deploy.
+
+`flywheel server up` runs `prefect server start` detached (SQLite under the workspace), waits for
+`/api/health`, then creates the process work pool and the GPU concurrency limit the deployments use.
+The tests start servers through the same functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr_flywheel.errors import FlywheelError
+
+POOL = "flywheel-pool"
+GPU_SLOT = "gpu-0"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+class ServerError(FlywheelError):
+    pass
+
+
+@dataclass
+class LocalServer:
+    home: Path
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prefect_bin() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def clean_env(home: Path, api_url: str | None, extra: dict | None = None) -> dict:
+    """Environment for Prefect subprocesses: never a developer's profile or remote API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_CLI_PROMPT="false",
+        PREFECT_CLI_COLORS="false",
+        PREFECT_CLI_WRAP_LINES="false",
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    env.update(extra or {})
+    return env
+
+
+def start(
+    home: str | Path, port: int | None = None, timeout: float = 120.0, extra_env: dict | None = None
+) -> LocalServer:
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = clean_env(
+        home,
+        api,
+        {
+            # The UI calls the API URL the server knows; without it the UI calls port 4200.
+            "PREFECT_UI_API_URL": api,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+            "PREFECT_UI_STATIC_DIRECTORY": str(home / "ui"),  # else the UI is copied into site-packages
+            **(extra_env or {}),
+        },
+    )
+    log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the detached process
+    proc = subprocess.Popen(
+        [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (home / "server.pid").write_text(f"{proc.pid} {port}\n")
+    server = LocalServer(home, port, proc.pid)
+    wait_healthy(server, proc, timeout)
+    return server
+
+
+def wait_healthy(server: LocalServer, proc: subprocess.Popen | None, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = (server.home / "server.log").read_text(errors="replace")[-2000:]
+            raise ServerError(f"prefect server exited with code {proc.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.api_url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise ServerError(f"prefect server not healthy after {timeout:.0f} s; see {server.home / 'server.log'}")
+
+
+def running(home: str | Path) -> LocalServer | None:
+    pid_file = Path(home).resolve() / "server.pid"
+    if not pid_file.exists():
+        return None
+    pid, port = (int(x) for x in pid_file.read_text().split())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return LocalServer(Path(home).resolve(), port, pid)
+
+
+def stop_process_group(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, escalating to SIGKILL (workers and flow-run children included)."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def stop(home: str | Path) -> bool:
+    server = running(home)
+    if server is None:
+        return False
+    stop_process_group(server.pid)
+    (server.home / "server.pid").unlink(missing_ok=True)
+    return True
+
+
+def prepare(api_url: str) -> None:
+    """Create the process work pool and the strict GPU concurrency limit if they are missing (idempotent)."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    with SyncPrefectClient(api_url) as client:
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+                )
+            )
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_SLOT, limit=1))
+
+
+def deploy(api_url: str, home: str | Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`prefect --no-prompt deploy --all` on the project's prefect.yaml (nothing is built or pushed)."""
+    env = clean_env(Path(home), api_url, extra_env)
+    proc = subprocess.run(
+        [prefect_bin(), "--no-prompt", "deploy", "--all"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise ServerError(f"prefect deploy failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def start_worker(
+    api_url: str, home: str | Path, extra_env: dict | None = None, log: Path | None = None
+) -> subprocess.Popen:
+    env = clean_env(
+        Path(home),
+        api_url,
+        {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2", **(extra_env or {})},
+    )
+    out = open(log or Path(home) / "worker.log", "ab")  # noqa: SIM115 - handed to the detached process
+    return subprocess.Popen(
+        [prefect_bin(), "worker", "start", "--pool", POOL, "--type", "process"],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=PROJECT_DIR,
+    )
