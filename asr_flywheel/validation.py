@@ -257,3 +257,30 @@ def validate_manifest(
 def load_manifest(path: str | Path, config: FlywheelConfig | None = None, *, check_audio: bool = True) -> Manifest:
     """Validate and return the manifest, or raise InputError naming every problem."""
     return validate_manifest(path, config, check_audio=check_audio).raise_if_invalid()
+
+
+def load_manifest_version(
+    path: str | Path, version: str, rows: int, config: FlywheelConfig | None = None, *, check_audio: bool = True
+) -> ValidationReport:
+    """The manifest as it was at `version`: its first `rows` rows, verified against the content hash.
+
+    Manifests only ever grow by appending, so a version stays readable while later rows are added; a cycle
+    reads exactly what it claimed even if the file grows under it. Problems in rows appended later do not
+    concern this version and are not reported here.
+    """
+    report = validate_manifest(path, config, check_audio=check_audio)
+    m = report.manifest
+    if len(m) < rows:
+        raise InputError(f"{path} has {len(m)} valid-looking rows, fewer than the {rows} of version {version[:12]}")
+    last_line = m.lines[rows - 1]
+    problems = [p for p in report.problems if p.line <= last_line]
+    if problems:
+        raise InputError(f"{path}: {len(problems)} problem(s) in the first {rows} rows; nothing was run", problems)
+    prefix = m.subset(list(range(rows)))
+    if prefix.version != version:
+        raise InputError(
+            f"{path} was rewritten, not appended: its first {rows} rows no longer hash to version {version[:12]} "
+            f"(now {prefix.version[:12]}). Manifests must only grow by appending rows."
+        )
+    keep = set(prefix.audio_paths)
+    return ValidationReport(manifest=prefix, audio={a: i for a, i in report.audio.items() if a in keep})

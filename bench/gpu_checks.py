@@ -30,7 +30,7 @@ If numba CUDA cannot compile a kernel, (a) fails and (b) measures throughput wit
 
 Offline GPU box: the NeMo dependencies missing from the image are wheels in the git-ignored `.whl/` (carried
 with the working tree), installed with `--no-deps --target /tmp/site` so the image's torch/numpy/lightning
-stay in charge:
+stay in charge (bench/gpu_wheels.txt lists the set and how to rebuild `.whl/`):
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && PYTHONPATH=.:/tmp/site python3 -u bench/gpu_checks.py
 NeMo 3.0.0 declares lightning<=2.4.0; with lightning >= 2.6 two import-time incompatibilities are patched

@@ -32,7 +32,7 @@ from asr_flywheel.cycle import CycleDir, Workspace
 from asr_flywheel.errors import FlywheelError
 from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
-from asr_flywheel.validation import validate_manifest
+from asr_flywheel.validation import load_manifest_version, validate_manifest
 from flows import steps
 
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED}
@@ -78,9 +78,24 @@ def resumable(cycle: CycleDir, name: str, fn, *args, **kwargs) -> dict:
 
 
 @task(name="validate-manifest")
-def validate(manifest: str, config: FlywheelConfig) -> dict:
-    m = validate_manifest(manifest, config).raise_if_invalid()
-    return {"manifest": str(Path(manifest).resolve()), "version": m.version, "rows": len(m)}
+def validate(manifest: str, config: FlywheelConfig, content_hash: str = "", rows: int = 0) -> steps.ManifestRef:
+    """The version to cycle: the one the event announced when the file still holds it (manifests only grow by
+    appending, so its first `rows` rows are that version), else the file's current content."""
+    path = str(Path(manifest).resolve())
+    report = validate_manifest(path, config)
+    current = report.manifest
+    if content_hash and content_hash != current.version and 0 < rows <= len(current):
+        try:
+            load_manifest_version(path, content_hash, rows, config)
+            return steps.ManifestRef(path, content_hash, rows)
+        except FlywheelError as exc:
+            get_run_logger().warning(
+                "announced version %s… is not in the file any more (%s): cycling the current content",
+                content_hash[:12],
+                exc,
+            )
+    report.raise_if_invalid()
+    return steps.ManifestRef(path, current.version, len(current))
 
 
 @task(name="transcribe-shard", **RETRY)
@@ -106,7 +121,7 @@ def transcribe_sharded(
 @task(name="score", persist_result=True, **RETRY)
 def score(
     out: Path,
-    manifest_path: str,
+    ref: steps.ManifestRef,
     model_ref: str,
     backend: str | None,
     cfg: FlywheelConfig,
@@ -115,9 +130,9 @@ def score(
     family: str,
     before_metrics: str | None = None,
 ) -> dict:
-    audio = validate_manifest(manifest_path, cfg, check_audio=False).raise_if_invalid().audio_paths
-    hyps = transcribe_sharded(model_ref, backend, audio, cfg, f"cycle {number}")
-    result = steps.score_rows_to_dir(out, manifest_path, hyps, model_ref, cfg, number, scope, family, before_metrics)
+    manifest = ref.load(cfg)
+    hyps = transcribe_sharded(model_ref, backend, manifest.audio_paths, cfg, f"cycle {number}")
+    result = steps.score_rows_to_dir(out, manifest, hyps, model_ref, cfg, number, scope, family, before_metrics)
     create_markdown_artifact(
         key=artifact_key("leaderboard-cycle", number),
         markdown=result["leaderboard_md"],
@@ -164,8 +179,8 @@ def gate(cycle: CycleDir, cycles_dir: Path, metrics_path: str, cfg: FlywheelConf
 
 
 @task(name="split", persist_result=True, **RETRY)
-def split(cycle: CycleDir, manifest_path: str, cfg: FlywheelConfig) -> dict:
-    result = steps.split_cycle(cycle.split_dir, manifest_path, cfg)
+def split(cycle: CycleDir, ref: steps.ManifestRef, cfg: FlywheelConfig) -> dict:
+    result = steps.split_cycle(cycle.split_dir, ref, cfg)
     for w in result["warnings"]:
         get_run_logger().warning(w)
     return result
@@ -309,8 +324,8 @@ def flywheel_cycle(
     force_finetune_reason: str | None = None,
     deploy_model: bool | None = None,
 ) -> dict:
-    """One cycle of the flywheel on `manifest`. `rows`, `added_rows` and `content_hash` come from the growth event
-    (informational: the manifest is re-read and the version actually used is recorded)."""
+    """One cycle of the flywheel on `manifest`. `rows`, `added_rows` and `content_hash` come from the growth event:
+    the announced version (the first `rows` rows, hash-checked) is cycled even if the file has grown since."""
     log = get_run_logger()
     cfg = load_config(config_path)
     manifest = manifest or cfg.cycle.manifest
@@ -318,29 +333,21 @@ def flywheel_cycle(
         raise FlywheelError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
     ws = Workspace(workspace or cfg.workspace)
     load_secret_blocks()
-    info = validate(manifest, cfg)
-    if content_hash and content_hash != info["version"]:
-        log.warning(
-            "manifest changed since the event (%s… → %s…): cycling the current version",
-            content_hash[:12],
-            info["version"][:12],
-        )
+    ref = validate(manifest, cfg, content_hash, rows)
     run_id = str(get_run_context().flow_run.id)
-    claim = ws.claim_version(info["version"], info["manifest"], flow_run_id=run_id)
+    claim = ws.claim_version(ref.version, ref.path, rows=ref.rows, flow_run_id=run_id)
     cycle = claim.cycle
     if claim.status == "done":
-        log.info(
-            "manifest version %s… was already cycled (cycle %s): nothing to do", info["version"][:12], cycle.number
-        )
+        log.info("manifest version %s… was already cycled (cycle %s): nothing to do", ref.version[:12], cycle.number)
         return {"status": "duplicate", "cycle": cycle.number, "outcome": cycle.read_record().get("outcome")}
 
-    family, n = info["manifest"], cycle.number
+    family, n = ref.path, cycle.number
     with cycle.lock():
         cycle.update_record(
             status="running",
-            manifest=family,
-            manifest_version=info["version"],
-            rows=info["rows"],
+            manifest=ref.path,
+            manifest_version=ref.version,
+            rows=ref.rows,
             event_rows=rows,
             event_added_rows=added_rows,
             flow_run_id=run_id,
@@ -350,7 +357,7 @@ def flywheel_cycle(
         backend = (champion.backend if champion else None) or backend or cfg.cycle.backend or None
 
         baseline = resumable(
-            cycle, "baseline", score, cycle.baseline_dir, family, model, backend, cfg, n, "all rows", family
+            cycle, "baseline", score, cycle.baseline_dir, ref, model, backend, cfg, n, "all rows", family
         )
         verdict = resumable(cycle, "gate", gate, cycle, ws.cycles_dir, baseline["metrics"], cfg, force_finetune_reason)
         if not verdict["proceed"]:
@@ -358,14 +365,14 @@ def flywheel_cycle(
             cycle.update_record(status="complete", outcome=verdict["outcome"])
             return {"status": "stopped-at-gate", "cycle": n, "outcome": verdict["outcome"]}
 
-        held_out = resumable(cycle, "split", split, cycle, family, cfg)
+        held_out = resumable(cycle, "split", split, cycle, ref, cfg)
         trained = resumable(cycle, "train", train, cycle, model, backend, cfg)
         rescored = resumable(
             cycle,
             "rescore",
             score,
             cycle.after_dir,
-            held_out["validation"],
+            steps.ManifestRef(**held_out["ref"]),
             trained["model"],
             backend,
             cfg,
@@ -386,7 +393,7 @@ def flywheel_cycle(
             trained,
             model,
             backend,
-            info["version"],
+            ref.version,
             family,
             decision,
             champion.model_id if champion else None,

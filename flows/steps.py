@@ -16,7 +16,7 @@ from asr_flywheel.errors import InputError
 from asr_flywheel.manifest import Manifest
 from asr_flywheel.scoring import ScoreReport, score_manifest, write_score_outputs
 from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
-from asr_flywheel.validation import load_manifest
+from asr_flywheel.validation import ValidationReport, load_manifest, load_manifest_version
 from plugins.catalogue import check_sft_request
 from plugins.contracts import BaseModel, LoadedModel, ProgressFn, TrainRequest, TrainResult
 from plugins.manager import Plugins
@@ -185,9 +185,25 @@ def train(
 # --- the cycle's steps (files in the cycle directory; each returns a JSON-able record) -----------------------
 
 
+@dataclass(frozen=True)
+class ManifestRef:
+    """A manifest version: path + row count + content hash. Every step re-reads exactly these rows."""
+
+    path: str
+    version: str
+    rows: int
+
+    def report(self, cfg: FlywheelConfig, *, check_audio: bool = True) -> ValidationReport:
+        """This version's rows (validated) and, when checked, their audio headers."""
+        return load_manifest_version(self.path, self.version, self.rows, cfg, check_audio=check_audio)
+
+    def load(self, cfg: FlywheelConfig, *, check_audio: bool = False) -> Manifest:
+        return self.report(cfg, check_audio=check_audio).manifest
+
+
 def score_rows_to_dir(
     out: Path,
-    manifest_path: str,
+    manifest: Manifest,
     hyps: list[str],
     model_ref: str,
     cfg: FlywheelConfig,
@@ -201,7 +217,6 @@ def score_rows_to_dir(
     from asr_flywheel.leaderboard import render_comparison, render_leaderboard
     from asr_flywheel.scoring import load_per_sample
 
-    manifest = load_manifest(manifest_path, cfg, check_audio=False)
     hyp_path = write_hyps(out / OFFLINE_HYPS, manifest, hyps)
     report = score_manifest(manifest, hyps, config=cfg, model_name=model_ref, cycle=number, scope=scope, family=family)
     paths = write_score_outputs(report, out, leaderboard=False)
@@ -245,17 +260,18 @@ def gate_cycle(
     return {**result.to_dict(), "markdown": md.read_text(), "files": [str(gate_json), str(md)]}
 
 
-def split_cycle(split_dir: Path, manifest_path: str, cfg: FlywheelConfig) -> dict:
+def split_cycle(split_dir: Path, ref: ManifestRef, cfg: FlywheelConfig) -> dict:
     from asr_flywheel.split import split_manifest, write_split
-    from asr_flywheel.validation import validate_manifest
 
-    report = validate_manifest(manifest_path, cfg)
-    manifest = report.raise_if_invalid()
+    report = ref.report(cfg)
+    manifest = report.manifest
     result = split_manifest(manifest, cfg.split, cfg.gate.priority, min_priority_rows=cfg.gate.min_priority_rows)
     paths = write_split(manifest, result, cfg.split, split_dir, {a: i.duration for a, i in report.audio.items()})
+    val = load_manifest(paths["validation"], cfg, check_audio=False)
     return {
         "dir": str(split_dir),
         "validation": str(paths["validation"]),
+        "ref": {"path": str(paths["validation"]), "version": val.version, "rows": len(val)},
         "train_rows": len(result.train),
         "validation_rows": len(result.validation),
         "warnings": result.warnings,

@@ -227,3 +227,17 @@ def test_unknown_extra_fields_are_kept(tmp_path):
 def test_missing_manifest_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="manifest not found"):
         validate_manifest(tmp_path / "nope.jsonl")
+
+
+def test_a_manifest_version_stays_readable_after_appends_and_rewrites_are_caught(tmp_path):
+    from asr_flywheel.manifest import append_rows
+    from asr_flywheel.validation import load_manifest_version
+
+    m = write_manifest(tmp_path / "m.jsonl", [row(audio_filepath=f"{i}.wav") for i in range(3)])
+    v1 = load_manifest(m, check_audio=False).version
+    append_rows(m, [row(audio_filepath="3.wav"), {"audio_filepath": "4.wav", "text": "?"}])  # one bad new row
+    prefix = load_manifest_version(m, v1, 3, check_audio=False).manifest
+    assert prefix.version == v1 and len(prefix) == 3  # the later bad row does not concern v1
+    m.write_text(m.read_text().replace("0.wav", "zero.wav"))
+    with pytest.raises(InputError, match="rewritten, not appended"):
+        load_manifest_version(m, v1, 3, check_audio=False)

@@ -130,7 +130,9 @@ def test_secrets_appear_in_no_log_artifact_record_or_command_file(
     assert result["status"] == "complete"
 
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
 
+    APILogWorker.drain_all(timeout=10)  # logs are shipped in the background
     logs = prefect_client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     texts = {"logs": "\n".join(entry.message for entry in logs)}
     texts["artifacts"] = "\n".join(

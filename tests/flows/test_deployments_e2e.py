@@ -1,0 +1,161 @@
+"""End to end: a real local Prefect server, the project's own prefect.yaml deployed with `prefect deploy --all`, a
+process worker, and a growing manifest announced with growth events. The UI check opens the real Prefect UI in
+headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from helpers import write_manifest, write_tiny_cycle_config
+
+from asr_flywheel.manifest import append_rows
+
+ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def runs_of(client, deployment_id) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+@pytest.fixture(scope="module")
+def e2e(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path_factory):
+    from flows import server
+
+    root = tmp_path_factory.mktemp("e2e")
+    config = write_tiny_cycle_config(root / "flywheel.toml", root / "workspace", nemo_tiny_models["ctc"], epochs=1)
+    server.deploy(prefect_server.api_url, prefect_server.home)
+    deployments = {d.name: d for d in prefect_client.read_deployments()}
+    # Keep the clock-driven deployments from firing while the test runs: any run of them must then come from
+    # an event trigger, which would be a bug.
+    for name in ("cycle-scheduled", "manifest-watch"):
+        for sched in deployments[name].schedules:
+            prefect_client.update_deployment_schedule(deployments[name].id, sched.id, active=False)
+    worker = server.start_worker(
+        prefect_server.api_url, prefect_server.home, {"FLYWHEEL_CONFIG": str(config)}, log=root / "worker.log"
+    )
+    deadline = time.monotonic() + 60
+    while not any(str(w.status).endswith("ONLINE") for w in prefect_client.read_workers_for_work_pool(server.POOL)):
+        assert worker.poll() is None and time.monotonic() < deadline, (root / "worker.log").read_text()[-3000:]
+        time.sleep(0.25)
+    rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()]
+    for r in rows:
+        r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
+    yield {"root": root, "config": config, "deployments": deployments, "rows": rows, "worker_log": root / "worker.log"}
+    server.stop_process_group(worker.pid)
+
+
+def wait_completed(client, deployment_id, count: int, log: Path, timeout: float = 420.0) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = runs_of(client, deployment_id)
+        if len(runs) >= count and all(r.state and r.state.is_final() for r in runs):
+            return runs
+        time.sleep(1)
+    raise AssertionError(
+        f"runs not finished: {[(r.name, r.state_name) for r in runs_of(client, deployment_id)]}\n"
+        f"{log.read_text()[-4000:]}"
+    )
+
+
+def test_deployments_from_prefect_yaml(e2e, prefect_client):
+    d = e2e["deployments"]
+    assert {"cycle-scheduled", "cycle-on-manifest-growth", "cycle-manual", "manifest-watch"} <= set(d)
+    assert d["cycle-scheduled"].schedules[0].schedule.cron == "0 3 * * *"
+    growth = d["cycle-on-manifest-growth"]
+    assert growth.global_concurrency_limit.limit == 1  # one cycle at a time; later versions queue
+    assert str(growth.concurrency_options.collision_strategy).endswith("ENQUEUE")
+    autos = prefect_client.read_resource_related_automations(f"prefect.deployment.{d['cycle-on-manifest-growth'].id}")
+    assert len(autos) == 1 and autos[0].trigger.expect == {"flywheel.manifest.grown"}
+
+
+def test_growth_events_start_exactly_one_cycle_per_manifest_version(e2e, prefect_client):
+    from asr_flywheel.config import load_config
+    from flows.events import growth_event, post_events, publish
+
+    cfg = load_config(e2e["config"])
+    manifest = write_manifest(e2e["root"] / "data" / "manifest.jsonl", e2e["rows"][:24])
+    first = publish(manifest, cfg)
+    assert first.status == "published" and first.rows == 24
+    assert publish(manifest, cfg).status == "unchanged"  # the same version is not announced twice
+    # A burst for the same version from other publishers (fresh event ids) within the debounce window.
+    for _ in range(4):
+        event = growth_event(manifest.resolve(), first.version, 24, 0)
+        post_events([{**event, "id": str(uuid.uuid4())}])
+
+    # Grow right away, before the v1 run has even started: each run must still cycle exactly the version its
+    # event announced (manifests only grow by appending, so v1 is the first 24 rows, hash-checked).
+    append_rows(manifest, e2e["rows"][24:])  # the manifest grows: a new version
+    second = publish(manifest, cfg)
+    assert second.status == "published" and second.rows == 32 and second.added_rows == 8
+
+    dep = e2e["deployments"]["cycle-on-manifest-growth"]
+    runs = wait_completed(prefect_client, dep.id, 2, e2e["worker_log"])
+    time.sleep(3)  # a late duplicate would show up here
+    runs = runs_of(prefect_client, dep.id)
+    assert sorted(r.parameters["content_hash"] for r in runs) == sorted([first.version, second.version])
+    assert all(r.state_name == "Completed" for r in runs), [(r.name, r.state_name) for r in runs]
+    assert {r.parameters["manifest"] for r in runs} == {str(manifest.resolve())}
+
+    cycles = sorted((e2e["root"] / "workspace" / "cycles").iterdir())
+    records = [json.loads((c / "cycle.json").read_text()) for c in cycles]
+    assert [r["status"] for r in records] == ["complete", "complete"]
+    assert {r["manifest_version"] for r in records} == {first.version, second.version}
+    assert all(set(r["steps"]) >= {"baseline", "gate", "split", "train", "rescore", "decide"} for r in records)
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    for run in runs:
+        keys = {
+            a.key
+            for a in prefect_client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        }
+        assert any(k and k.startswith("leaderboard-cycle-") for k in keys), keys
+        assert any(k and k.startswith("decision-cycle-") for k in keys), keys
+
+    assert runs_of(prefect_client, e2e["deployments"]["cycle-scheduled"].id) == []
+    assert runs_of(prefect_client, e2e["deployments"]["cycle-manual"].id) == []
+    e2e["runs"] = runs
+
+
+def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_server, prefect_client):
+    """Headless Chromium (Debian's, driven by Playwright) opens the artifact page of the finished run."""
+    from playwright.sync_api import sync_playwright
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    if "runs" not in e2e:
+        pytest.skip("needs the cycles of the previous test")
+    art = next(
+        a
+        for a in prefect_client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="leaderboard-cycle-%"))
+        )
+        if a.type == "markdown"
+    )
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    shot = ARTIFACT_DIR / "prefect-ui-leaderboard.png"
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"{prefect_server.url}/v2/artifacts/artifact/{art.id}", wait_until="domcontentloaded")
+        table = page.locator("table", has_text="KER").first
+        table.wait_for(state="visible", timeout=60000)
+        text = table.inner_text()
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert "WER (mean of rows)" in text and "SER" in text
+    assert shot.stat().st_size > 10_000
