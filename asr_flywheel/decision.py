@@ -113,7 +113,7 @@ def decide(
     decision, why = _classify(tgt.ker_before, tgt.ker_after, tgt.relative_change, cfg)
     notes: list[str] = []
     pct = round(stats.confidence * 100)
-    if not tgt.significant:
+    if not tgt.significant and tgt.delta != 0:  # an observed change the rows cannot confirm
         notes.append(
             f"The {tgt.n} held-out targeted row(s) are too few for the {pct}% CI of the KER delta "
             f"({tgt.ci_low:+.3f} to {tgt.ci_high:+.3f}) to exclude zero."

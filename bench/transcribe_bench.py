@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from helpers import dataset_rows
-
 from backends.tts.espeak import EspeakSynthesizer
+from helpers import dataset_rows
 
 
 def make_audio(root: Path, n: int) -> tuple[list[str], list[str]]:

@@ -34,6 +34,7 @@ from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
 from asr_flywheel.validation import load_manifest_version, validate_manifest
 from flows import steps
+from flows.runners import task_runner_from_env
 
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED}
 
@@ -311,7 +312,7 @@ def load_secret_blocks() -> None:
             continue
 
 
-@flow(name="flywheel-cycle", log_prints=True)
+@flow(name="flywheel-cycle", log_prints=True, task_runner=task_runner_from_env())
 def flywheel_cycle(
     manifest: str | None = None,
     base_model: str | None = None,

@@ -128,7 +128,7 @@ def running(home: str | Path) -> LocalServer | None:
     return LocalServer(Path(home).resolve(), port, pid)
 
 
-def stop_process_group(pid: int, timeout: float = 15.0) -> None:
+def stop_process_group(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM the process group, escalating to SIGKILL (workers and flow-run children included)."""
     try:
         pgid = os.getpgid(pid)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import CLINICAL_SENTENCES, dataset_rows, write_manifest
 
 from backends.tts.espeak import EspeakSynthesizer
+from helpers import CLINICAL_SENTENCES, dataset_rows, write_manifest
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,11 @@ def test_insufficient_evidence_only_when_significance_requested():
     assert run(50, 10, require_significance=True).decision is Decision.KEEP  # significant drop stays KEEP
 
 
+def test_no_observed_change_is_not_blamed_on_too_few_rows():
+    r = run(10, 10, n=20)
+    assert r.decision is Decision.NO_CHANGE and not any("too few" in n for n in r.notes)
+
+
 def test_only_rows_scored_in_both_cycles_count():
     before = samples([1] * 10 + [0] * 10)  # 20 rows, KER 0.5
     after = samples([0] * 5, prefix="a")  # 5 held-out rows a0..a4, all were misses before

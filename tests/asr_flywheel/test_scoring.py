@@ -2,12 +2,12 @@ import csv
 import json
 
 import pytest
-from helpers import CLINICAL_SENTENCES, write_manifest
 
 from asr_flywheel.errors import InputError
 from asr_flywheel.hyps import align_hyps, read_hyps
 from asr_flywheel.scoring import BREAKDOWNS, load_per_sample, score_manifest, write_score_outputs
 from asr_flywheel.validation import load_manifest
+from helpers import CLINICAL_SENTENCES, write_manifest
 
 
 def write_hyps(path, pairs):

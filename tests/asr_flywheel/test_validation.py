@@ -2,11 +2,11 @@ import json
 import os
 
 import pytest
-from helpers import write_manifest
 
 from asr_flywheel.config import FlywheelConfig, ManifestConfig
 from asr_flywheel.errors import InputError
 from asr_flywheel.validation import load_manifest, validate_manifest
+from helpers import write_manifest
 
 
 def row(**kw):

@@ -3,9 +3,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CLINICAL_SENTENCES, write_manifest
 
 from flows.cli import main
+from helpers import CLINICAL_SENTENCES, write_manifest
 
 
 def write_hyps(path, manifest_dir, texts):

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import write_manifest, write_tiny_cycle_config
 
 from asr_flywheel.registry import Registry
+from helpers import write_manifest, write_tiny_cycle_config
 
 
 def run_cycle(manifest: Path, config: Path, **kw) -> tuple[dict, str]:

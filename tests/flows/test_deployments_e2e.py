@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import write_manifest, write_tiny_cycle_config
 
 from asr_flywheel.manifest import append_rows
+from helpers import write_manifest, write_tiny_cycle_config
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 

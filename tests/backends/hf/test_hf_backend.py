@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from helpers import start_fake_gated_hub
 
 from asr_flywheel.errors import InputError
 from backends.hf.trainer import corpus_wer, preflight
 from flows import steps
+from helpers import start_fake_gated_hub
 
 FAST = {"epochs": 1, "batch_size": 8, "gradient_accumulation_steps": 1, "warmup_steps": 1, "lr": 1e-3}
 

@@ -1,0 +1,22 @@
+import pytest
+
+from asr_flywheel.errors import InputError
+from flows.runners import task_runner_from_env
+
+
+def test_threads_by_default_with_configurable_workers():
+    runner = task_runner_from_env({"FLYWHEEL_MAX_WORKERS": "3"})
+    assert type(runner).__name__ == "ThreadPoolTaskRunner" and runner._max_workers == 3
+
+
+@pytest.mark.parametrize("kind", ["dask", "ray"])
+def test_cluster_runners_explain_the_missing_integration(kind):
+    """prefect-dask / prefect-ray are optional: selecting one without it installed is a clear error."""
+    pytest.importorskip("prefect", reason="prefect is required")
+    with pytest.raises(InputError, match=f"prefect-{kind}"):
+        task_runner_from_env({"FLYWHEEL_TASK_RUNNER": kind})
+
+
+def test_unknown_runner_is_rejected():
+    with pytest.raises(InputError, match="threads, dask or ray"):
+        task_runner_from_env({"FLYWHEEL_TASK_RUNNER": "spark"})
