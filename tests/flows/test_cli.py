@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,8 @@ def test_help_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    assert subprocess.run(["flywheel", "--help"], capture_output=True).returncode == 0
+    flywheel = Path(sys.executable).with_name("flywheel")  # the console script installed with the project
+    assert subprocess.run([str(flywheel), "--help"], capture_output=True).returncode == 0
 
 
 def test_validate_exit_codes_and_json(clinical_manifest, tmp_path, capsys):
