@@ -42,6 +42,7 @@ class Manifest:
     lines: list[int]
     audio_paths: list[str]
     _version: str | None = field(default=None, repr=False)
+    _columns: dict[str, list] = field(default_factory=dict, repr=False)
 
     @property
     def base_dir(self) -> str:
@@ -57,8 +58,10 @@ class Manifest:
         return len(self.rows)
 
     def column(self, name: str) -> list:
-        """One field across all rows (None where absent)."""
-        return list(map(dict.get, self.rows, repeat(name)))
+        """One field across all rows (None where absent). Cached: rows are not mutated after loading."""
+        if name not in self._columns:
+            self._columns[name] = list(map(dict.get, self.rows, repeat(name)))
+        return self._columns[name]
 
     def subset(self, indices: list[int]) -> Manifest:
         return Manifest(

@@ -52,8 +52,8 @@ def ker_breakdown(values: list, ker: np.ndarray, stats: StatsConfig, extra: dict
     has = ~np.isnan(ker)
     if not has.any():
         return {}
-    keys = [MISSING if v is None else v for v in compress(values, has.tolist())]
-    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    keys = values if has.all() else list(compress(values, has.tolist()))
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}  # None (field absent) is a key like any other
     codes = np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
     counts = np.bincount(codes, minlength=len(index))
     misses = np.bincount(codes, weights=ker[has], minlength=len(index)).round().astype(np.int64)
@@ -61,8 +61,9 @@ def ker_breakdown(values: list, ker: np.ndarray, stats: StatsConfig, extra: dict
         misses, counts, resamples=stats.bootstrap_resamples, confidence=stats.confidence, seed=stats.seed
     )
     out = {}
-    for name in sorted(index):
-        i = index[name]
+    for key in sorted(index, key=lambda k: MISSING if k is None else k):
+        i = index[key]
+        name = MISSING if key is None else key
         entry = {
             "ker": float(misses[i] / counts[i]),
             "n": int(counts[i]),
@@ -153,7 +154,10 @@ def score_manifest(
 
 
 def per_sample_rows(report: ScoreReport) -> list[dict]:
-    """Every manifest field (audio path resolved) plus ref, hyp, their normalised forms and per-row scores."""
+    """Every manifest field (audio path resolved) plus ref, hyp and per-row scores.
+
+    The normalised forms are not stored: normalisation is deterministic (`asr_flywheel.normalize`), and leaving
+    them out keeps the file about a quarter smaller."""
     s = report.scores
     m = report.manifest
     ker = [None if k != k else int(k) for k in s.ker.tolist()]  # NaN != NaN: rows without a term
@@ -163,8 +167,6 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
             "audio_filepath": audio,
             "ref": row["text"],
             "hyp": hyp,
-            "ref_norm": rn,
-            "hyp_norm": hn,
             "wer": w,
             "cer": c,
             "ker": k,
@@ -174,14 +176,12 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
             "char_errors": ce,
             "ref_chars": rc,
         }
-        for row, audio, hyp, rn, hn, w, c, k, se, we, rw, ce, rc in zip(
+        for row, audio, hyp, w, c, k, se, we, rw, ce, rc in zip(
             m.rows,
             m.audio_paths,
             report.hyps,
-            report.refs_norm,
-            report.hyps_norm,
-            s.wer.tolist(),
-            s.cer.tolist(),
+            np.round(s.wer, 6).tolist(),
+            np.round(s.cer, 6).tolist(),
             ker,
             s.ser.astype(np.int64).tolist(),
             s.word_errors.tolist(),
@@ -197,7 +197,8 @@ _CSV_SPECIAL = re.compile(r'[",\r\n]')
 
 
 def results_csv(report: ScoreReport) -> str:
-    """results.csv; rows whose text fields need CSV quoting go through the csv module, the rest are joined."""
+    """results.csv. Text columns are checked once for characters that need CSV quoting; only if one does is the
+    csv module used (row by row), else rows are joined directly."""
     s = report.scores
     m = report.manifest
     terms = ["" if t is None else t for t in m.column("term")]
@@ -205,19 +206,17 @@ def results_csv(report: ScoreReport) -> str:
     wer, cer = np.round(s.wer, 6).tolist(), np.round(s.cer, 6).tolist()
     ker = ["" if k != k else str(int(k)) for k in s.ker.tolist()]
     ser = s.ser.astype(np.int64).tolist()
-    buf = io.StringIO()
-    quoting = csv.writer(buf, lineterminator="\n")
-    quoting.writerow(RESULTS_COLUMNS)
-    lines = [buf.getvalue()]
-    for a, t, c, w, ce, k, se in zip(m.audio_paths, terms, cats, wer, cer, ker, ser, strict=True):
-        if _CSV_SPECIAL.search(a) or _CSV_SPECIAL.search(t) or _CSV_SPECIAL.search(c):
-            buf.seek(0)
-            buf.truncate()
-            quoting.writerow((a, t, c, w, ce, k, se))
-            lines.append(buf.getvalue())
-        else:
-            lines.append(f"{a},{t},{c},{w},{ce},{k},{se}\n")
-    return "".join(lines)
+    columns = (m.audio_paths, terms, cats, wer, cer, ker, ser)
+    if any(_CSV_SPECIAL.search("\x1f".join(col)) for col in columns[:3]):
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(RESULTS_COLUMNS)
+        w.writerows(zip(*columns, strict=True))
+        return buf.getvalue()
+    header = ",".join(RESULTS_COLUMNS) + "\n"
+    return header + "".join(
+        [f"{a},{t},{c},{w},{ce},{k},{se}\n" for a, t, c, w, ce, k, se in zip(*columns, strict=True)]
+    )
 
 
 def write_score_outputs(report: ScoreReport, out_dir: str | Path, *, leaderboard: bool = True) -> dict[str, Path]:
