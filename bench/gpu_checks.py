@@ -194,36 +194,9 @@ def synthetic_sentences(n_sent: int, n_words: int, seed: int, min_w: int = 3, ma
 
 
 def train_spm(texts: list[str], out_dir: Path, vocab_size: int) -> Path:
-    """The repo's tokenizer recipe (backends.nemo.tiny.train_tokenizer); embedded copy if it is unavailable."""
-    try:
-        from backends.nemo.tiny import train_tokenizer
+    from backends.nemo.tiny import train_tokenizer
 
-        return Path(train_tokenizer(texts, out_dir, vocab_size))
-    except Exception as e:  # ImportError, or a repo mid-edit
-        log(f"backends.nemo.tiny.train_tokenizer unavailable ({e}); using the embedded copy")
-    import sentencepiece as spm
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = out_dir / "corpus.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(out_dir / "tokenizer"),
-        vocab_size=vocab_size,
-        model_type="unigram",
-        character_coverage=1.0,
-        hard_vocab_limit=False,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=0,
-        minloglevel=2,
-    )
-    pieces = []
-    for line in (out_dir / "tokenizer.vocab").read_text(encoding="utf-8").splitlines():
-        p = line.split("\t")[0]
-        pieces.append(p if p in ("<unk>", "\u2581") else (p[1:] if p.startswith("\u2581") else f"##{p}"))
-    (out_dir / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    return out_dir
+    return Path(train_tokenizer(texts, out_dir, vocab_size))
 
 
 def write_wav(path: Path, samples, sr: int = 16000) -> None:
@@ -264,131 +237,20 @@ def write_corpus(out_dir: Path, texts: list[str], n_val: int, seed: int = 0) -> 
     return paths[0], paths[1]
 
 
-# ----------------------------------------------------------------------------------------------- full-size config
+# ----------------------------------------------------------------------------------------------- model configs
 def parakeet_tdt_cfg(tok_dir: Path, tdt: bool = True) -> dict:
     """parakeet-tdt-0.6b-v2 architecture (random init). tdt=False: same network with the RNNT loss (CPU-capable)."""
-    d_model, pred, joint, feats = 1024, 640, 640, 128
-    cfg = {
-        "sample_rate": 16000,
-        "log_prediction": False,
-        "compute_eval_loss": False,
-        "skip_nan_grad": False,
-        "rnnt_reduction": "mean_volume",
-        "model_defaults": {
-            "enc_hidden": d_model,
-            "pred_hidden": pred,
-            "joint_hidden": joint,
-            "tdt_durations": DURATIONS,
-            "num_tdt_durations": len(DURATIONS),
-        },
-        "tokenizer": {"dir": str(tok_dir), "type": "bpe"},
-        "preprocessor": {
-            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-            "sample_rate": 16000,
-            "normalize": "per_feature",
-            "window_size": 0.025,
-            "window_stride": 0.01,
-            "window": "hann",
-            "features": feats,
-            "n_fft": 512,
-            "log": True,
-            "frame_splicing": 1,
-            "dither": 1e-5,
-            "pad_to": 0,
-            "pad_value": 0.0,
-        },
-        "spec_augment": {
-            "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
-            "freq_masks": 2,
-            "time_masks": 10,
-            "freq_width": 27,
-            "time_width": 0.05,
-        },
-        "encoder": {
-            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-            "feat_in": feats,
-            "feat_out": -1,
-            "n_layers": 24,
-            "d_model": d_model,
-            "subsampling": "dw_striding",
-            "subsampling_factor": 8,
-            "subsampling_conv_channels": 256,
-            "causal_downsampling": False,
-            "ff_expansion_factor": 4,
-            "self_attention_model": "rel_pos",
-            "n_heads": 8,
-            "att_context_size": [-1, -1],
-            "xscaling": True,
-            "untie_biases": True,
-            "pos_emb_max_len": 5000,
-            "conv_kernel_size": 9,
-            "conv_norm_type": "batch_norm",
-            "dropout": 0.1,
-            "dropout_pre_encoder": 0.1,
-            "dropout_emb": 0.0,
-            "dropout_att": 0.1,
-        },
-        "decoder": {
-            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
-            "normalization_mode": None,
-            "random_state_sampling": False,
-            "blank_as_pad": True,
-            "prednet": {"pred_hidden": pred, "pred_rnn_layers": 2, "t_max": None, "dropout": 0.2},
-        },
-        "joint": {
-            "_target_": "nemo.collections.asr.modules.RNNTJoint",
-            "log_softmax": None,
-            "preserve_memory": False,
-            "fuse_loss_wer": True,
-            "fused_batch_size": 4,
-            "jointnet": {"joint_hidden": joint, "activation": "relu", "dropout": 0.2},
-        },
-        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}},
-        "optim": {
-            "name": "adamw",
-            "lr": 1e-4,
-            "betas": [0.9, 0.98],
-            "weight_decay": 1e-3,
-            "sched": {"name": "CosineAnnealing", "warmup_steps": 2, "min_lr": 1e-6},
-        },
-    }
-    if tdt:
-        cfg["joint"]["num_extra_outputs"] = len(DURATIONS)
-        cfg["decoding"].update(model_type="tdt", durations=DURATIONS)
-        cfg["loss"] = {
-            "loss_name": "tdt",
-            "tdt_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0, "durations": DURATIONS, "sigma": 0.02, "omega": 0.1},
-        }
-    else:
-        cfg["loss"] = {"loss_name": "default", "warprnnt_numba_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0}}
+    from backends.nemo.tiny import parakeet_tdt_0_6b_v2
+
+    cfg = parakeet_tdt_0_6b_v2(tok_dir, kind="tdt" if tdt else "rnnt")
+    cfg["spec_augment"].update(freq_masks=2, time_masks=10, freq_width=27, time_width=0.05)  # Parakeet's values
     return cfg
 
 
 def tiny_model_cfg(kind: str, tok_dir: Path) -> dict:
-    """The repo's tiny model config (backends.nemo.tiny.tiny_config); if that module cannot be imported (the repo
-    is being edited), the same architecture family shrunk from parakeet_tdt_cfg."""
-    try:
-        from backends.nemo.tiny import tiny_config
+    from backends.nemo.tiny import tiny_config
 
-        SUMMARY["tiny_config_source"] = "backends.nemo.tiny.tiny_config"
-        return tiny_config(kind, tok_dir)
-    except Exception as e:  # ImportError, or a repo mid-edit
-        log(f"backends.nemo.tiny unavailable ({e}); using a shrunk parakeet_tdt_cfg")
-    SUMMARY["tiny_config_source"] = "embedded fallback"
-    cfg = parakeet_tdt_cfg(tok_dir, tdt=kind == "tdt")
-    cfg["preprocessor"]["features"] = 80
-    cfg["encoder"].update(feat_in=80, n_layers=2, d_model=96, n_heads=4, subsampling_conv_channels=96)
-    cfg["decoder"]["prednet"].update(pred_hidden=96, pred_rnn_layers=1)
-    cfg["joint"]["jointnet"]["joint_hidden"] = 96
-    cfg["model_defaults"].update(enc_hidden=96, pred_hidden=96, joint_hidden=96)
-    cfg["optim"] = {
-        "name": "adamw",
-        "lr": 3e-4,
-        "betas": [0.9, 0.98],
-        "weight_decay": 1e-3,
-        "sched": {"name": "CosineAnnealing", "warmup_steps": 5, "min_lr": 1e-6},
-    }
-    return cfg
+    return tiny_config(kind, tok_dir)
 
 
 # ----------------------------------------------------------------------------------------------- (0) preflight
@@ -1020,7 +882,6 @@ def finish(args, device: str, out_dir: Path, rc: int) -> int:
         "tdt_loss_bf16": losses.get("bf16-mixed"),
         "tdt_loss_fp32": losses.get("fp32"),
         "tiny_trained_kind": SUMMARY.get("tiny", {}).get("train_32", {}).get("kind"),
-        "tiny_config_source": SUMMARY.get("tiny_config_source"),
         "tiny_validate_bf16": SUMMARY.get("tiny", {}).get("train_bf16-mixed", {}).get("validate"),
         "all_finite": bool(all_l) and all(math.isfinite(x) for x in all_l),
         "params": SUMMARY.get("params"),

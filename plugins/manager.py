@@ -64,6 +64,11 @@ class Plugins:
     def base_model(self, name: str) -> BaseModel | None:
         return self.base_models().get(name)
 
+    def weights(self, model_ref: str) -> str:
+        """What a backend loads for `model_ref`: a catalogue entry's weights (local source or hub id), else the ref."""
+        entry = self.base_model(model_ref)
+        return entry.weights if entry else model_ref
+
     def trainers(self) -> dict[str, Trainer]:
         return {n: t for n, (t, _) in self._collect("register_trainers", Trainer).items()}
 

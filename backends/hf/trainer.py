@@ -26,6 +26,7 @@ from asr_flywheel.errors import FlywheelError, InputError, Problem
 from asr_flywheel.normalize import normalize_many
 from backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
 from plugins.contracts import BaseModel, Decoder, SftViability, TrainRequest, TrainResult
+from plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_DIR = "adapted_model"
 RUN_INFO = "training_run_info.json"
@@ -52,13 +53,12 @@ class TrainingError(FlywheelError):
 
 
 def merge_hyperparameters(overrides: dict) -> dict:
-    unknown = sorted(set(overrides) - set(DEFAULTS))
-    if unknown:
-        raise InputError(
-            "unknown Hugging Face hyperparameter(s)",
-            [Problem(0, k, f"not a MedASR hyperparameter (known: {', '.join(sorted(DEFAULTS))})") for k in unknown],
-        )
-    hp = {**DEFAULTS, **overrides}
+    hp = merge(
+        DEFAULTS,
+        overrides,
+        "Hugging Face",
+        positive=("lr", "epochs", "batch_size", "gradient_accumulation_steps", "eval_batch_size"),
+    )
     if hp["precision"] not in ("auto", "bf16", "32", "fp32"):
         raise InputError(
             f"precision must be auto, bf16 or 32 (fp16 is not supported for CTC training here), got {hp['precision']!r}"

@@ -63,8 +63,7 @@ class HfTranscriber:
         from backends.hf._runtime import load_processor_and_model
         from plugins.manager import Plugins
 
-        entry = Plugins().base_model(model_ref)
-        processor, model = load_processor_and_model(entry.weights if entry else model_ref)
+        processor, model = load_processor_and_model(Plugins().weights(model_ref))
         if model.device.type == "cpu":
             import torch
 

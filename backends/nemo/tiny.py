@@ -46,15 +46,29 @@ def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 128) -> P
     return out_dir
 
 
-def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int = 2, features: int = 80) -> dict:
+def fastconformer_config(
+    kind: str,
+    tokenizer_dir: Path,
+    *,
+    d_model: int = 96,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    features: int = 80,
+    subsampling_channels: int | None = None,
+    pred_hidden: int | None = None,
+    pred_layers: int = 1,
+    joint_hidden: int | None = None,
+) -> dict:
+    """A FastConformer model config (NeMo's fastconformer shapes). Defaults are tiny; see `parakeet_tdt_0_6b_v2`."""
     if kind not in ("ctc", "rnnt", "tdt"):
         raise ValueError(f"kind must be ctc, rnnt or tdt, not {kind!r}")
+    pred, joint = pred_hidden or d_model, joint_hidden or d_model
     cfg: dict = {
         "sample_rate": 16000,
         "log_prediction": False,
         "compute_eval_loss": False,
         "skip_nan_grad": False,
-        "model_defaults": {"enc_hidden": d_model, "pred_hidden": d_model, "joint_hidden": d_model},
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": pred, "joint_hidden": joint},
         "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
         # Placeholders: filled by the trainer; transcribe() of BPE models reads validation_ds options.
         "train_ds": {"manifest_filepath": None, "sample_rate": 16000, "batch_size": 4, "shuffle": True},
@@ -93,11 +107,11 @@ def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int
             "d_model": d_model,
             "subsampling": "dw_striding",
             "subsampling_factor": 8,
-            "subsampling_conv_channels": d_model,
+            "subsampling_conv_channels": subsampling_channels or d_model,
             "causal_downsampling": False,
             "ff_expansion_factor": 4,
             "self_attention_model": "rel_pos",
-            "n_heads": 4,
+            "n_heads": n_heads,
             "att_context_size": [-1, -1],
             "xscaling": True,
             "untie_biases": True,
@@ -133,7 +147,7 @@ def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int
         "normalization_mode": None,
         "random_state_sampling": False,
         "blank_as_pad": True,
-        "prednet": {"pred_hidden": d_model, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.2},
+        "prednet": {"pred_hidden": pred, "pred_rnn_layers": pred_layers, "t_max": None, "dropout": 0.2},
     }
     cfg["joint"] = {
         "_target_": "nemo.collections.asr.modules.RNNTJoint",
@@ -141,7 +155,7 @@ def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int
         "preserve_memory": False,
         "fuse_loss_wer": True,
         "fused_batch_size": 4,
-        "jointnet": {"joint_hidden": d_model, "activation": "relu", "dropout": 0.2},
+        "jointnet": {"joint_hidden": joint, "activation": "relu", "dropout": 0.2},
     }
     cfg["decoding"] = {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}}
     cfg["loss"] = {"loss_name": "default", "warprnnt_numba_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0}}
@@ -160,6 +174,28 @@ def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int
             },
         }
     return cfg
+
+
+def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int = 2, features: int = 80) -> dict:
+    return fastconformer_config(kind, tokenizer_dir, d_model=d_model, n_layers=n_layers, features=features)
+
+
+def parakeet_tdt_0_6b_v2(tokenizer_dir: Path, kind: str = "tdt") -> dict:
+    """The nvidia/parakeet-tdt-0.6b-v2 architecture (~618 M parameters with a 1024-piece tokenizer), for random-
+    weight throughput checks: FastConformer 24 x 1024, 8 heads, 256 subsampling channels, 128 mels, 2-layer LSTM
+    prediction net of 640, joint 640, TDT durations 0-4. `kind="rnnt"` gives the same network with the RNNT loss."""
+    return fastconformer_config(
+        kind,
+        tokenizer_dir,
+        d_model=1024,
+        n_layers=24,
+        n_heads=8,
+        features=128,
+        subsampling_channels=256,
+        pred_hidden=640,
+        pred_layers=2,
+        joint_hidden=640,
+    )
 
 
 def build_tiny_model(

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from asr_flywheel import __version__ as flywheel_version
 from asr_flywheel import io as fio
-from asr_flywheel.errors import FlywheelError, InputError, Problem, RefusedError
+from asr_flywheel.errors import FlywheelError, InputError, RefusedError
 from plugins.contracts import BaseModel, Decoder, TrainRequest, TrainResult
+from plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_FILE = "adapted_model.nemo"
 RUN_INFO = "training_run_info.json"
@@ -57,20 +58,7 @@ class TrainingError(FlywheelError):
 
 
 def merge_hyperparameters(overrides: dict) -> dict:
-    unknown = sorted(set(overrides) - set(DEFAULTS))
-    if unknown:
-        raise InputError(
-            "unknown NeMo hyperparameter(s)",
-            [Problem(0, k, f"not a NeMo SFT hyperparameter (known: {', '.join(sorted(DEFAULTS))})") for k in unknown],
-        )
-    hp = {**DEFAULTS, **overrides}
-    problems = []
-    for key in ("lr", "epochs", "batch_size", "accumulate_grad_batches"):
-        if not isinstance(hp[key], int | float) or hp[key] <= 0:
-            problems.append(Problem(0, key, f"must be a positive number, got {hp[key]!r}"))
-    if problems:
-        raise InputError("invalid NeMo hyperparameters", problems)
-    return hp
+    return merge(DEFAULTS, overrides, "NeMo", positive=("lr", "epochs", "batch_size", "accumulate_grad_batches"))
 
 
 def resolve_precision(requested: str, decoder: Decoder, on_gpu: bool, bf16_ok: bool) -> tuple[str, str | None]:

@@ -58,8 +58,7 @@ class NemoTranscriber:
         from backends.nemo.architecture import decoder_of
         from plugins.manager import Plugins
 
-        entry = Plugins().base_model(model_ref)
-        model = load_asr_model(entry.weights if entry else model_ref)
+        model = load_asr_model(Plugins().weights(model_ref))
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(model.cfg, resolve=False)
