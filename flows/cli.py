@@ -344,6 +344,7 @@ def cmd_deploy(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    prefect_env_defaults()
     from flows.demo import run_demo
 
     cfg = _config(args)

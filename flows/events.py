@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -143,7 +143,3 @@ def watch(
         if once:
             return
         time.sleep(interval)
-
-
-def publication_dict(pub: Publication) -> dict:
-    return asdict(pub)
