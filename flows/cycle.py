@@ -332,6 +332,8 @@ def flywheel_cycle(
     manifest = manifest or cfg.cycle.manifest
     if not manifest:
         raise FlywheelError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
+    if deploy_model and not cfg.cycle.deployer:
+        raise FlywheelError("deploying was requested but no deployer is configured (`[cycle] deployer`)")
     ws = Workspace(workspace or cfg.workspace)
     load_secret_blocks()
     ref = validate(manifest, cfg, content_hash, rows)
@@ -342,75 +344,104 @@ def flywheel_cycle(
         log.info("manifest version %s… was already cycled (cycle %s): nothing to do", ref.version[:12], cycle.number)
         return {"status": "duplicate", "cycle": cycle.number, "outcome": cycle.read_record().get("outcome")}
 
-    family, n = ref.path, cycle.number
+    family = ref.path
     with cycle.lock():
-        cycle.update_record(
-            status="running",
-            manifest=ref.path,
-            manifest_version=ref.version,
-            rows=ref.rows,
-            event_rows=rows,
-            event_added_rows=added_rows,
-            flow_run_id=run_id,
-        )
+        try:
+            return run_cycle(
+                cycle,
+                ws,
+                cfg,
+                ref,
+                family,
+                base_model,
+                backend,
+                force_finetune_reason,
+                deploy_model,
+                event={"event_rows": rows, "event_added_rows": added_rows, "flow_run_id": run_id},
+            )
+        finally:
+            steps.release_models()
+
+
+def run_cycle(
+    cycle: CycleDir,
+    ws: Workspace,
+    cfg: FlywheelConfig,
+    ref: steps.ManifestRef,
+    family: str,
+    base_model: str | None,
+    backend: str | None,
+    force_finetune_reason: str | None,
+    deploy_model: bool | None,
+    event: dict,
+) -> dict:
+    """The steps of a claimed cycle, in order; each is skipped if an earlier run of this cycle finished it."""
+    log = get_run_logger()
+    n = cycle.number
+    start = cycle.read_record().get("start")
+    if start is None:  # first run: fix the starting point, so a resumed run never switches models midway
         champion = Registry(ws.registry_dir).champion()
-        model = champion.path if champion else (base_model or cfg.cycle.base_model)
-        backend = (champion.backend if champion else None) or backend or cfg.cycle.backend or None
-
-        baseline = resumable(
-            cycle, "baseline", score, cycle.baseline_dir, ref, model, backend, cfg, n, "all rows", family
-        )
-        verdict = resumable(cycle, "gate", gate, cycle, ws.cycles_dir, baseline["metrics"], cfg, force_finetune_reason)
-        if not verdict["proceed"]:
-            log.info("gate: %s. %s", verdict["outcome"], verdict["reason"])
-            cycle.update_record(status="complete", outcome=verdict["outcome"])
-            return {"status": "stopped-at-gate", "cycle": n, "outcome": verdict["outcome"]}
-
-        held_out = resumable(cycle, "split", split, cycle, ref, cfg)
-        trained = resumable(cycle, "train", train, cycle, model, backend, cfg)
-        rescored = resumable(
-            cycle,
-            "rescore",
-            score,
-            cycle.after_dir,
-            steps.ManifestRef(**held_out["ref"]),
-            trained["model"],
-            backend,
-            cfg,
-            n + 1,
-            "held-out (validation) rows",
-            family,
-            baseline["metrics"],
-        )
-        decision = resumable(
-            cycle, "decide", decide, cycle, ws.cycles_dir, baseline["metrics"], rescored["metrics"], cfg, family
-        )
-        registered = resumable(
-            cycle,
-            "register",
-            register,
-            cycle,
-            ws.registry_dir,
-            trained,
-            model,
-            backend,
-            ref.version,
-            family,
-            decision,
-            champion.model_id if champion else None,
-        )
-        deployer = cfg.cycle.deployer if deploy_model is None or deploy_model else ""
-        deployed = approve_and_deploy(cycle, cfg, trained, deployer) if decision["keep"] and deployer else None
-
-        cycle.update_record(status="complete", outcome=decision["decision"])
-        steps.release_models()
-        return {
-            "status": "complete",
-            "cycle": n,
-            "outcome": decision["decision"],
-            "model_id": registered["model_id"],
-            "deployed": bool(deployed),
+        start = {
+            "model": champion.path if champion else (base_model or cfg.cycle.base_model),
+            "backend": (champion.backend if champion else None) or backend or cfg.cycle.backend or None,
+            "parent": champion.model_id if champion else None,
         }
+    cycle.update_record(
+        status="running", manifest=ref.path, manifest_version=ref.version, rows=ref.rows, start=start, **event
+    )
+    model, backend = start["model"], start["backend"]
+
+    baseline = resumable(cycle, "baseline", score, cycle.baseline_dir, ref, model, backend, cfg, n, "all rows", family)
+    verdict = resumable(cycle, "gate", gate, cycle, ws.cycles_dir, baseline["metrics"], cfg, force_finetune_reason)
+    if not verdict["proceed"]:
+        log.info("gate: %s. %s", verdict["outcome"], verdict["reason"])
+        cycle.update_record(status="complete", outcome=verdict["outcome"])
+        return {"status": "stopped-at-gate", "cycle": n, "outcome": verdict["outcome"]}
+
+    held_out = resumable(cycle, "split", split, cycle, ref, cfg)
+    trained = resumable(cycle, "train", train, cycle, model, backend, cfg)
+    rescored = resumable(
+        cycle,
+        "rescore",
+        score,
+        cycle.after_dir,
+        steps.ManifestRef(**held_out["ref"]),
+        trained["model"],
+        backend,
+        cfg,
+        n + 1,
+        "held-out (validation) rows",
+        family,
+        baseline["metrics"],
+    )
+    decision = resumable(
+        cycle, "decide", decide, cycle, ws.cycles_dir, baseline["metrics"], rescored["metrics"], cfg, family
+    )
+    registered = resumable(
+        cycle,
+        "register",
+        register,
+        cycle,
+        ws.registry_dir,
+        trained,
+        model,
+        backend,
+        ref.version,
+        family,
+        decision,
+        start["parent"],
+    )
+    deployer = cfg.cycle.deployer if deploy_model is None or deploy_model else ""
+    deployed = approve_and_deploy(cycle, cfg, trained, deployer) if decision["keep"] and deployer else None
+
+    cycle.update_record(status="complete", outcome=decision["decision"])
+    return {
+        "status": "complete",
+        "cycle": n,
+        "outcome": decision["decision"],
+        "model_id": registered["model_id"],
+        "deployed": bool(deployed),
+    }
 
 
 def approve_and_deploy(cycle: CycleDir, cfg: FlywheelConfig, trained: dict, deployer: str) -> dict | None:

@@ -147,3 +147,13 @@ def test_secrets_appear_in_no_log_artifact_record_or_command_file(
     for where, text in texts.items():
         for name, secret in FAKE_SECRETS.items():
             assert secret not in text, f"{name} leaked into {where}"
+
+
+def test_deploying_without_a_configured_deployer_is_refused_before_any_work(prefect_server, nemo_tiny_models,
+                                                                           tiny_dataset, tmp_path):
+    from asr_flywheel.errors import FlywheelError
+
+    config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
+    with pytest.raises(FlywheelError, match="no deployer is configured"):
+        run_cycle(tiny_dataset, config, deploy_model=True)
+    assert not (tmp_path / "ws").exists()
