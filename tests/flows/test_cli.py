@@ -115,3 +115,29 @@ def test_missing_inputs_exit_2_with_a_message(argv, tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_bundled_example_scores_and_gates_without_audio_or_model(tmp_path, capsys):
+    """The README's quick try: the example manifest + bundled hypotheses (scoring needs no audio)."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "clinical"
+    out = tmp_path / "c1"
+    assert (
+        main(
+            [
+                "score",
+                str(example / "manifest.jsonl"),
+                "--hyps",
+                str(example / "baseline_hyps.jsonl"),
+                "--out",
+                str(out),
+                "--cycle",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert main(["gate", str(out / "metrics.json")]) == 0
+    gate = json.loads((out / "gate.json").read_text())
+    assert gate["rows"] == 120 and gate["outcome"] == "FINETUNE" and gate["priority_ker"] > 0.3

@@ -149,8 +149,9 @@ def test_secrets_appear_in_no_log_artifact_record_or_command_file(
             assert secret not in text, f"{name} leaked into {where}"
 
 
-def test_deploying_without_a_configured_deployer_is_refused_before_any_work(prefect_server, nemo_tiny_models,
-                                                                           tiny_dataset, tmp_path):
+def test_deploying_without_a_configured_deployer_is_refused_before_any_work(
+    prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
+):
     from asr_flywheel.errors import FlywheelError
 
     config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
