@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 
 def prepare(root: Path) -> tuple[Path, Path]:
-    from backends.nemo.tiny import build_tiny_model
-    from backends.tts.espeak import EspeakSynthesizer
+    from asr_flywheel.backends.nemo.tiny import build_tiny_model
+    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
     from helpers import dataset_rows, write_manifest
 
     tts = EspeakSynthesizer()
@@ -45,7 +45,7 @@ def run_plain(manifest: str, config: str) -> dict:
     """The cycle's steps as plain calls, in the order flows.cycle runs them."""
     from asr_flywheel.config import load_config
     from asr_flywheel.cycle import Workspace
-    from flows import steps
+    from asr_flywheel.flows import steps
 
     cfg = load_config(config)
     ws = Workspace(cfg.workspace)
@@ -100,7 +100,7 @@ def run_flow(manifest: str, config: str) -> dict:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle
 
     t = time.perf_counter()
     state = flywheel_cycle(manifest=manifest, config_path=config, force_finetune_reason="benchmark", return_state=True)
@@ -144,7 +144,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from flows import server
+    from asr_flywheel.flows import server
     from helpers import write_tiny_cycle_config
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -194,7 +194,7 @@ def synthetic_sentences(n_sent: int, n_words: int, seed: int, min_w: int = 3, ma
 
 
 def train_spm(texts: list[str], out_dir: Path, vocab_size: int) -> Path:
-    from backends.nemo.tiny import train_tokenizer
+    from asr_flywheel.backends.nemo.tiny import train_tokenizer
 
     return Path(train_tokenizer(texts, out_dir, vocab_size))
 
@@ -240,7 +240,7 @@ def write_corpus(out_dir: Path, texts: list[str], n_val: int, seed: int = 0) -> 
 # ----------------------------------------------------------------------------------------------- model configs
 def parakeet_tdt_cfg(tok_dir: Path, tdt: bool = True) -> dict:
     """parakeet-tdt-0.6b-v2 architecture (random init). tdt=False: same network with the RNNT loss (CPU-capable)."""
-    from backends.nemo.tiny import parakeet_tdt_0_6b_v2
+    from asr_flywheel.backends.nemo.tiny import parakeet_tdt_0_6b_v2
 
     cfg = parakeet_tdt_0_6b_v2(tok_dir, kind="tdt" if tdt else "rnnt")
     cfg["spec_augment"].update(freq_masks=2, time_masks=10, freq_width=27, time_width=0.05)  # Parakeet's values
@@ -248,7 +248,7 @@ def parakeet_tdt_cfg(tok_dir: Path, tdt: bool = True) -> dict:
 
 
 def tiny_model_cfg(kind: str, tok_dir: Path) -> dict:
-    from backends.nemo.tiny import tiny_config
+    from asr_flywheel.backends.nemo.tiny import tiny_config
 
     return tiny_config(kind, tok_dir)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from backends.tts.espeak import EspeakSynthesizer
+from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
 from helpers import dataset_rows
 
 
@@ -37,16 +37,16 @@ def make_audio(root: Path, n: int) -> tuple[list[str], list[str]]:
 
 def build(backend: str, texts: list[str], root: Path) -> str:
     if backend == "nemo":
-        from backends.nemo.tiny import build_tiny_model
+        from asr_flywheel.backends.nemo.tiny import build_tiny_model
 
         return str(build_tiny_model("ctc", texts, root / "tiny_ctc.nemo"))
-    from backends.hf.tiny import build_tiny_medasr
+    from asr_flywheel.backends.hf.tiny import build_tiny_medasr
 
     return str(build_tiny_medasr(texts, root / "tiny_medasr"))
 
 
 def bench(backend: str, paths: list[str], texts: list[str], root: Path, batch_size: int, repeats: int) -> float:
-    from flows.steps import load_model
+    from asr_flywheel.flows.steps import load_model
 
     model = load_model(build(backend, texts, root))
     model.transcribe(paths[:4], batch_size=4)  # warm-up: first call pays one-off initialisation

@@ -33,8 +33,8 @@ from asr_flywheel.errors import FlywheelError
 from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
 from asr_flywheel.validation import load_manifest_version, validate_manifest
-from flows import steps
-from flows.runners import task_runner_from_env
+from asr_flywheel.flows import steps
+from asr_flywheel.flows.runners import task_runner_from_env
 
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED}
 
@@ -282,8 +282,8 @@ class DeployApproval(RunInput):
 
 @task(name="deploy", persist_result=True, **RETRY)
 def deploy(cycle: CycleDir, model_path: str, deployer: str, decoder: str) -> dict:
-    from plugins.contracts import Decoder
-    from plugins.manager import Plugins
+    from asr_flywheel.plugins.contracts import Decoder
+    from asr_flywheel.plugins.manager import Plugins
 
     record = Plugins().deployer(deployer).deploy(model_path, decoder=Decoder(decoder), out_dir=cycle.path / "deploy")
     path = fio.write_json(cycle.path / "deploy.json", vars(record))

@@ -16,7 +16,7 @@ from pathlib import Path
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
-from plugins.manager import Plugins
+from asr_flywheel.plugins.manager import Plugins
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "clinical"
 #: Enough epochs for the tiny model to learn the sentence templates in about a minute on 2 CPU cores.
@@ -42,7 +42,7 @@ def prepare_example(dest: Path, synthesizer: str = "espeak-ng") -> Path:
 def prepare_base_model(ws: Workspace, manifest: Path) -> Path:
     path = ws.root / "models" / "tiny-ctc-base.nemo"
     if not path.exists():
-        from backends.nemo.tiny import build_tiny_model
+        from asr_flywheel.backends.nemo.tiny import build_tiny_model
 
         print("  building a tiny FastConformer-CTC base model from config (random weights; no hub access here)")
         build_tiny_model("ctc", [r["text"] for r in fio.read_jsonl(manifest)], path)
@@ -62,7 +62,7 @@ def write_demo_config(ws: Workspace, base_model: Path) -> Path:
 
 
 def run_demo(workspace: str | Path, config: FlywheelConfig | None = None) -> dict:
-    from flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle
 
     ws = Workspace(workspace)
     print(f"workspace: {ws.root}")
@@ -90,4 +90,4 @@ def report(cycle_dir: Path, result: dict) -> None:
     print(f"outcome: {result.get('outcome')}   cycle directory: {cycle_dir}")
     print("The base is a randomly initialised tiny model, so expect it to learn the sentence templates but not yet the")
     print("drug names: the decision table then says what to do next (grow the manifest, or keep tuning).")
-    print("Next: `flywheel server up` for the Prefect UI, `flywheel deploy`, then `flywheel publish <manifest>`.")
+    print("Next: `flywheel server up` for the Prefect UI, `flywheel server deployments`, then `flywheel publish <manifest>`.")

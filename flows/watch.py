@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from asr_flywheel.config import load_config
-from flows.events import publish
+from asr_flywheel.flows.events import publish
 
 
 @flow(name="manifest-watch", log_prints=True)

@@ -1,4 +1,38 @@
 """The plugin contract: pluggy hook specifications, the plugin manager, entry-point loading and the
 catalogue of known base models. Implementations live in `backends/` (built-ins) or in any installed
 package that declares an `asr_flywheel` entry point.
+
+Installed as `asr_flywheel.plugins`. A plugin author imports everything from here::
+
+    from asr_flywheel.plugins import hookimpl, BaseModel, Decoder, SftViability
 """
+
+from asr_flywheel._markers import hookimpl
+from asr_flywheel.plugins.contracts import (
+    BaseModel,
+    Decoder,
+    DeployRecord,
+    Deployer,
+    LoadedModel,
+    SftViability,
+    Synthesizer,
+    Trainer,
+    TrainRequest,
+    TrainResult,
+    Transcriber,
+)
+
+__all__ = [
+    "BaseModel",
+    "Decoder",
+    "DeployRecord",
+    "Deployer",
+    "LoadedModel",
+    "SftViability",
+    "Synthesizer",
+    "TrainRequest",
+    "TrainResult",
+    "Trainer",
+    "Transcriber",
+    "hookimpl",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from asr_flywheel import hookimpl
 from asr_flywheel.errors import RefusedError
-from plugins.contracts import BaseModel, Decoder, SftViability
+from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability
 
 RECOMMENDED_BASE = "nvidia/parakeet-tdt-0.6b-v2"
 SFT_METHODS = ("sft",)

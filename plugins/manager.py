@@ -14,8 +14,8 @@ import pluggy
 
 from asr_flywheel._markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from asr_flywheel.errors import FlywheelError, InputError
-from plugins import hookspecs
-from plugins.contracts import BaseModel, Deployer, Synthesizer, Trainer, Transcriber
+from asr_flywheel.plugins import hookspecs
+from asr_flywheel.plugins.contracts import BaseModel, Deployer, Synthesizer, Trainer, Transcriber
 
 
 class PluginError(FlywheelError):

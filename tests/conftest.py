@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.tts.espeak import EspeakSynthesizer
+from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
 from helpers import CLINICAL_SENTENCES, dataset_rows, write_manifest
 
 
@@ -85,7 +85,7 @@ def nemo_tiny_models(tmp_path_factory, tiny_dataset) -> dict[str, Path]:
     """Tiny NeMo models built from config (CTC, RNNT, TDT) whose tokenizer covers the dataset's texts."""
     import json
 
-    from backends.nemo.tiny import build_tiny_model
+    from asr_flywheel.backends.nemo.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("nemo-models")
     texts = [json.loads(x)["text"] for x in tiny_dataset.read_text().splitlines()]
@@ -97,7 +97,7 @@ def hf_tiny_model(tmp_path_factory, tiny_dataset) -> Path:
     """A tiny LasrForCTC (MedASR architecture) + processor built from config and saved with save_pretrained."""
     import json
 
-    from backends.hf.tiny import build_tiny_medasr
+    from asr_flywheel.backends.hf.tiny import build_tiny_medasr
 
     texts = [json.loads(x)["text"] for x in tiny_dataset.read_text().splitlines()]
     return build_tiny_medasr(texts, tmp_path_factory.mktemp("hf-models") / "tiny_medasr")

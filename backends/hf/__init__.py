@@ -8,13 +8,13 @@ from asr_flywheel import hookimpl
 
 @hookimpl
 def register_trainers():
-    from backends.hf.trainer import HfCtcTrainer
+    from asr_flywheel.backends.hf.trainer import HfCtcTrainer
 
     return [HfCtcTrainer()]
 
 
 @hookimpl
 def register_transcribers():
-    from backends.hf.transcriber import HfTranscriber
+    from asr_flywheel.backends.hf.transcriber import HfTranscriber
 
     return [HfTranscriber()]

@@ -24,9 +24,9 @@ from asr_flywheel import __version__ as flywheel_version
 from asr_flywheel import io as fio
 from asr_flywheel.errors import FlywheelError, InputError, Problem
 from asr_flywheel.normalize import normalize_many
-from backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
-from plugins.contracts import BaseModel, Decoder, SftViability, TrainRequest, TrainResult
-from plugins.hyperparameters import merge_hyperparameters as merge
+from asr_flywheel.backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
+from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability, TrainRequest, TrainResult
+from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_DIR = "adapted_model"
 RUN_INFO = "training_run_info.json"
@@ -167,8 +167,8 @@ class HfCtcTrainer:
         )
 
     def train(self, request: TrainRequest) -> TrainResult:
-        from plugins.catalogue import check_sft_request
-        from plugins.manager import Plugins
+        from asr_flywheel.plugins.catalogue import check_sft_request
+        from asr_flywheel.plugins.manager import Plugins
 
         entry = Plugins().base_model(request.base) or self.describe(request.base)
         check_sft_request(request.base, entry.decoder, request.method, entry)
@@ -181,7 +181,7 @@ class HfCtcTrainer:
         import transformers
         from transformers import Trainer, TrainerCallback, TrainingArguments
 
-        from backends.hf._runtime import load_processor_and_model
+        from asr_flywheel.backends.hf._runtime import load_processor_and_model
 
         processor, model = load_processor_and_model(entry.weights)
         train_rows, val_rows = _rows(request.train_manifest), _rows(request.validation_manifest)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backends.hf._runtime import MIN_INFERENCE_SAMPLES, SAMPLE_RATE, clean_text, is_hf_model_dir, load_audio
-from plugins.contracts import Decoder, LoadedModel, ProgressFn
+from asr_flywheel.backends.hf._runtime import MIN_INFERENCE_SAMPLES, SAMPLE_RATE, clean_text, is_hf_model_dir, load_audio
+from asr_flywheel.plugins.contracts import Decoder, LoadedModel, ProgressFn
 
 
 class HfCtcModel:
@@ -60,8 +60,8 @@ class HfTranscriber:
         return is_hf_model_dir(model_ref)
 
     def load(self, model_ref: str) -> LoadedModel:
-        from backends.hf._runtime import load_processor_and_model
-        from plugins.manager import Plugins
+        from asr_flywheel.backends.hf._runtime import load_processor_and_model
+        from asr_flywheel.plugins.manager import Plugins
 
         processor, model = load_processor_and_model(Plugins().weights(model_ref))
         if model.device.type == "cpu":

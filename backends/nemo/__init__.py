@@ -9,13 +9,13 @@ from asr_flywheel import hookimpl
 
 @hookimpl
 def register_trainers():
-    from backends.nemo.trainer import NemoTrainer
+    from asr_flywheel.backends.nemo.trainer import NemoTrainer
 
     return [NemoTrainer()]
 
 
 @hookimpl
 def register_transcribers():
-    from backends.nemo.transcriber import NemoTranscriber
+    from asr_flywheel.backends.nemo.transcriber import NemoTranscriber
 
     return [NemoTranscriber()]

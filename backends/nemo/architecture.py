@@ -11,8 +11,8 @@ import tarfile
 from pathlib import Path
 
 from asr_flywheel.errors import InputError
-from plugins.catalogue import STREAMING_REFUSAL
-from plugins.contracts import BaseModel, Decoder, SftViability
+from asr_flywheel.plugins.catalogue import STREAMING_REFUSAL
+from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability
 
 
 def read_nemo_config(path: str | Path) -> dict:

@@ -204,7 +204,7 @@ def build_tiny_model(
     """Build a randomly initialised tiny model whose tokenizer covers `texts`, and save it as .nemo."""
     from omegaconf import OmegaConf
 
-    from backends.nemo._runtime import quiet_nemo
+    from asr_flywheel.backends.nemo._runtime import quiet_nemo
 
     quiet_nemo()
     from nemo.collections.asr.models import EncDecCTCModelBPE, EncDecRNNTBPEModel

@@ -21,8 +21,8 @@ from pathlib import Path
 from asr_flywheel import __version__ as flywheel_version
 from asr_flywheel import io as fio
 from asr_flywheel.errors import FlywheelError, InputError, RefusedError
-from plugins.contracts import BaseModel, Decoder, TrainRequest, TrainResult
-from plugins.hyperparameters import merge_hyperparameters as merge
+from asr_flywheel.plugins.contracts import BaseModel, Decoder, TrainRequest, TrainResult
+from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_FILE = "adapted_model.nemo"
 RUN_INFO = "training_run_info.json"
@@ -127,15 +127,15 @@ class NemoTrainer:
         return model_ref.endswith(".nemo") and Path(model_ref).is_file()
 
     def describe(self, model_ref: str) -> BaseModel:
-        from backends.nemo.architecture import describe_config, read_nemo_config
+        from asr_flywheel.backends.nemo.architecture import describe_config, read_nemo_config
 
         if not self.claims(model_ref):
             raise InputError(f"not a NeMo model file: {model_ref}")
         return describe_config(model_ref, read_nemo_config(model_ref))
 
     def train(self, request: TrainRequest) -> TrainResult:
-        from plugins.catalogue import check_sft_request
-        from plugins.manager import Plugins
+        from asr_flywheel.plugins.catalogue import check_sft_request
+        from asr_flywheel.plugins.manager import Plugins
 
         entry = Plugins().base_model(request.base) or self.describe(request.base)
         check_sft_request(request.base, entry.decoder, request.method, entry)
@@ -145,7 +145,7 @@ class NemoTrainer:
         weights = entry.weights
         base_is_file = Path(weights).is_file()
 
-        from backends.nemo.container import container_command
+        from asr_flywheel.backends.nemo.container import container_command
 
         command = container_command(
             base=weights,
@@ -168,8 +168,8 @@ class NemoTrainer:
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
         from omegaconf import OmegaConf, open_dict
 
-        from backends.nemo._runtime import load_asr_model, quiet_nemo
-        from backends.nemo.architecture import decoder_of
+        from asr_flywheel.backends.nemo._runtime import load_asr_model, quiet_nemo
+        from asr_flywheel.backends.nemo.architecture import decoder_of
 
         on_gpu = torch.cuda.is_available() and request.accelerator in ("auto", "gpu", "cuda")
         if entry.decoder is Decoder.TDT and not on_gpu:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from plugins.contracts import Decoder, LoadedModel, ProgressFn
+from asr_flywheel.plugins.contracts import Decoder, LoadedModel, ProgressFn
 
 
 def _text(h) -> str:
@@ -54,9 +54,9 @@ class NemoTranscriber:
         return model_ref.endswith(".nemo") and Path(model_ref).is_file()
 
     def load(self, model_ref: str) -> LoadedModel:
-        from backends.nemo._runtime import load_asr_model
-        from backends.nemo.architecture import decoder_of
-        from plugins.manager import Plugins
+        from asr_flywheel.backends.nemo._runtime import load_asr_model
+        from asr_flywheel.backends.nemo.architecture import decoder_of
+        from asr_flywheel.plugins.manager import Plugins
 
         model = load_asr_model(Plugins().weights(model_ref))
         from omegaconf import OmegaConf

@@ -5,6 +5,6 @@ from asr_flywheel import hookimpl
 
 @hookimpl
 def register_synthesizers():
-    from backends.tts.espeak import EspeakSynthesizer
+    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
 
     return [EspeakSynthesizer()]

@@ -15,7 +15,7 @@ def prefect_server(tmp_path_factory):
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows import server
+    from asr_flywheel.flows import server
 
     srv = server.start(tmp_path_factory.mktemp("prefect-home"))
     server.prepare(srv.api_url)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from asr_flywheel.flows.cli import main
 from helpers import CLINICAL_SENTENCES, write_manifest
 
 
@@ -21,7 +21,7 @@ def write_hyps(path, manifest_dir, texts):
 
 def test_help_does_not_import_heavy_libraries():
     code = (
-        "import sys; from flows.cli import build_parser; build_parser(); "
+        "import sys; from asr_flywheel.flows.cli import build_parser; build_parser(); "
         "print(sorted(m for m in ('torch', 'prefect', 'nemo', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 import json
 
-from flows.cli import main
+from asr_flywheel.flows.cli import main
 
 
 def test_models_lists_the_catalogue_with_viability(capsys):

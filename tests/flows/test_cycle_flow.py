@@ -12,7 +12,7 @@ from helpers import write_manifest, write_tiny_cycle_config
 
 
 def run_cycle(manifest: Path, config: Path, **kw) -> tuple[dict, str]:
-    from flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle
 
     state = flywheel_cycle(manifest=str(manifest), config_path=str(config), return_state=True, **kw)
     return state.result(), str(state.state_details.flow_run_id)
@@ -84,7 +84,7 @@ def test_leaderboards_gate_and_decision_are_artifacts_on_the_server(full_cycle, 
 
 
 def test_the_same_manifest_version_never_starts_a_second_cycle(full_cycle):
-    from flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle
 
     manifest = json.loads((full_cycle["workspace"] / "cycles" / "cycle-0001" / "cycle.json").read_text())["manifest"]
     again = flywheel_cycle(manifest=manifest, config_path=str(full_cycle["config"]))

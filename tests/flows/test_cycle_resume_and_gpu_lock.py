@@ -16,7 +16,7 @@ from helpers import subprocess_env, write_manifest, write_tiny_cycle_config
 
 def start_cycle(server, config: Path, manifest: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "--config", str(config), "cycle", str(manifest)],
+        [sys.executable, "-m", "asr_flywheel.flows.cli", "--config", str(config), "cycle", str(manifest)],
         env=subprocess_env(server, config),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -62,7 +62,7 @@ def test_a_cycle_killed_mid_training_resumes_without_redoing_finished_steps(
     assert not (model_dir / "training_run_info.json").exists()
     baseline_mtime = (ws / "cycles" / "cycle-0001" / "baseline" / "per_sample.jsonl").stat().st_mtime_ns
 
-    from flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle
 
     result = flywheel_cycle(manifest=str(tiny_dataset), config_path=str(config))
     assert result["status"] == "complete" and result["cycle"] == 1

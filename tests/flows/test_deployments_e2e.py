@@ -25,7 +25,7 @@ def runs_of(client, deployment_id) -> list:
 
 @pytest.fixture(scope="module")
 def e2e(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path_factory):
-    from flows import server
+    from asr_flywheel.flows import server
 
     root = tmp_path_factory.mktemp("e2e")
     config = write_tiny_cycle_config(root / "flywheel.toml", root / "workspace", nemo_tiny_models["ctc"], epochs=1)
@@ -76,7 +76,7 @@ def test_deployments_from_prefect_yaml(e2e, prefect_client):
 
 def test_growth_events_start_exactly_one_cycle_per_manifest_version(e2e, prefect_client):
     from asr_flywheel.config import load_config
-    from flows.events import growth_event, post_events, publish
+    from asr_flywheel.flows.events import growth_event, post_events, publish
 
     cfg = load_config(e2e["config"])
     manifest = write_manifest(e2e["root"] / "data" / "manifest.jsonl", e2e["rows"][:24])

@@ -1,7 +1,7 @@
 import pytest
 
 from asr_flywheel.errors import InputError
-from flows.runners import task_runner_from_env
+from asr_flywheel.flows.runners import task_runner_from_env
 
 
 def test_threads_by_default_with_configurable_workers():

@@ -4,7 +4,7 @@ its entry point and its base model is usable from the CLI like a built-in one.""
 import json
 from importlib.metadata import entry_points
 
-from flows.cli import main
+from asr_flywheel.flows.cli import main
 
 
 def test_the_example_package_is_installed_with_an_entry_point():

@@ -2,9 +2,9 @@ import pytest
 
 from asr_flywheel import hookimpl
 from asr_flywheel.errors import InputError, RefusedError
-from plugins.catalogue import check_sft_request
-from plugins.contracts import BaseModel, Decoder, SftViability
-from plugins.manager import PluginError, Plugins, new_plugin_manager
+from asr_flywheel.plugins.catalogue import check_sft_request
+from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability
+from asr_flywheel.plugins.manager import PluginError, Plugins, new_plugin_manager
 
 
 def entry(name, **kw):

@@ -106,6 +106,6 @@ def write_tiny_cycle_config(
 
 def subprocess_env(server, config: Path, **extra) -> dict:
     """Environment for a `flywheel` subprocess talking to a test Prefect server with a given flywheel.toml."""
-    from flows.server import clean_env
+    from asr_flywheel.flows.server import clean_env
 
     return clean_env(server.home, server.api_url, {"FLYWHEEL_CONFIG": str(config), **extra})

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from asr_flywheel.errors import InputError
-from backends.hf.trainer import corpus_wer, preflight
-from flows import steps
+from asr_flywheel.backends.hf.trainer import corpus_wer, preflight
+from asr_flywheel.flows import steps
 from helpers import start_fake_gated_hub
 
 FAST = {"epochs": 1, "batch_size": 8, "gradient_accumulation_steps": 1, "warmup_steps": 1, "lr": 1e-3}
@@ -98,7 +98,7 @@ def test_gated_medasr_gives_an_actionable_error_and_never_leaks_the_token(with_t
     env.update(HF_ENDPOINT=url, HF_HOME=str(tmp_path), HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2")
     if with_token:
         env["HF_TOKEN"] = fake
-    code = "from backends.hf._runtime import load_processor_and_model as l; l('google/medasr')"
+    code = "from asr_flywheel.backends.hf._runtime import load_processor_and_model as l; l('google/medasr')"
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     finally:

@@ -1,8 +1,8 @@
 """Architecture detection from configs: pure, no NeMo import."""
 
-from backends.nemo.architecture import decoder_of, describe_config, is_cache_aware_streaming
-from backends.nemo.tiny import tiny_config
-from plugins.contracts import Decoder, SftViability
+from asr_flywheel.backends.nemo.architecture import decoder_of, describe_config, is_cache_aware_streaming
+from asr_flywheel.backends.nemo.tiny import tiny_config
+from asr_flywheel.plugins.contracts import Decoder, SftViability
 
 
 def test_decoder_type_comes_from_the_config(tmp_path):

@@ -4,8 +4,8 @@ import shlex
 import pytest
 
 from asr_flywheel.errors import InputError
-from backends.nemo.container import NEMO_IMAGE, STOCK_SCRIPT, container_command, to_container
-from backends.nemo.trainer import DEFAULTS
+from asr_flywheel.backends.nemo.container import NEMO_IMAGE, STOCK_SCRIPT, container_command, to_container
+from asr_flywheel.backends.nemo.trainer import DEFAULTS
 
 
 def manifests(tmp_path):

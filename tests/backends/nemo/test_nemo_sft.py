@@ -10,9 +10,9 @@ import shlex
 import pytest
 
 from asr_flywheel.errors import InputError, RefusedError
-from backends.nemo.trainer import TrainingError, resolve_precision
-from flows import steps
-from plugins.contracts import Decoder
+from asr_flywheel.backends.nemo.trainer import TrainingError, resolve_precision
+from asr_flywheel.flows import steps
+from asr_flywheel.plugins.contracts import Decoder
 
 FAST = {"epochs": 1, "batch_size": 8, "warmup_steps": 1}  # default precision: bf16-mixed → fp32 on CPU
 
@@ -106,7 +106,7 @@ def test_missing_audio_is_refused_before_training(nemo_tiny_models, split_dir, t
 
 def test_catalogue_name_that_cannot_be_downloaded_fails_clearly(tmp_path, tiny_dataset, monkeypatch):
     """The model hub cannot be reached from these machines (HF_HUB_OFFLINE makes that immediate)."""
-    from backends.nemo._runtime import ModelUnavailable
+    from asr_flywheel.backends.nemo._runtime import ModelUnavailable
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match=r"pass the local \.nemo file"):

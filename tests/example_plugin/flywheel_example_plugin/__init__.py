@@ -9,8 +9,7 @@ built-in NeMo backend. The weights are a local .nemo file (`source`), because th
 import os
 from pathlib import Path
 
-from asr_flywheel import hookimpl
-from plugins.contracts import BaseModel, Decoder, SftViability
+from asr_flywheel.plugins import BaseModel, Decoder, SftViability, hookimpl
 
 #: Where the example's weights live; tests build a tiny model here (override with FLYWHEEL_EXAMPLE_MODEL).
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "tiny-ctc.nemo"

@@ -1,0 +1,5 @@
+import sys
+
+from asr_flywheel.flows.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""What every verb group shares: configuration loading, problem printing, progress and Prefect defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from asr_flywheel.config import FlywheelConfig, load_config
+from asr_flywheel.errors import InputError
+
+
+def config_from(args) -> FlywheelConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def print_problems(err: InputError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([p.to_dict() for p in err.problems], ensure_ascii=False, indent=2))
+    print(err.render(), file=sys.stderr)
+
+
+def overrides(args) -> dict:
+    """Hyperparameter overrides from the named flags and repeated `--set key=value` (values parsed as JSON)."""
+    hp = {
+        k: getattr(args, k)
+        for k in ("epochs", "lr", "batch_size", "precision", "warmup_steps")
+        if getattr(args, k, None) is not None
+    }
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        try:
+            hp[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            hp[key] = raw
+    return hp
+
+
+def progress_bar(label: str):
+    def update(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        if done >= total:
+            print(file=sys.stderr)
+
+    return update
+
+
+def prefect_env_defaults() -> None:
+    """Settings Prefect reads at import time: offline-friendly and patient with a cold ephemeral server."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -1,0 +1,56 @@
+"""Cycle verbs: one full cycle as a Prefect flow, and the offline demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cycle",
+        help="run one full cycle as a Prefect flow (local server if PREFECT_API_URL is set, else an ephemeral one)",
+    )
+    p.add_argument("manifest")
+    p.add_argument("--base", help="base model when the registry has no champion (default from config)")
+    p.add_argument("--backend", help="nemo or hf (default: from the base model)")
+    p.add_argument("--workspace", help="workspace directory (default from config)")
+    p.add_argument("--force-finetune", metavar="REASON", help="proceed past a failed gate (recorded)")
+    p.add_argument(
+        "--deploy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="deploy a KEEP model with the configured deployer (default from config)",
+    )
+    p.set_defaults(func=cmd_cycle)
+    p = sub.add_parser("demo", help="run the offline demo on the bundled clinical example")
+    p.add_argument("--workspace", help="workspace directory (default from config: ./workspace)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_cycle(args) -> int:
+    prefect_env_defaults()
+    from asr_flywheel.flows.cycle import flywheel_cycle
+
+    result = flywheel_cycle(
+        manifest=args.manifest,
+        base_model=args.base,
+        backend=args.backend,
+        workspace=args.workspace,
+        config_path=args.config,
+        force_finetune_reason=args.force_finetune,
+        deploy_model=args.deploy,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    prefect_env_defaults()
+    from asr_flywheel.flows.demo import run_demo
+
+    cfg = config_from(args)
+    run_demo(args.workspace or cfg.workspace, cfg)
+    return 0
