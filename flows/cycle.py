@@ -30,11 +30,11 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.cycle import CycleDir, Workspace
 from asr_flywheel.errors import FlywheelError
+from asr_flywheel.flows import steps
+from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
 from asr_flywheel.validation import load_manifest_version, validate_manifest
-from asr_flywheel.flows import steps
-from asr_flywheel.flows.runners import task_runner_from_env
 
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED}
 

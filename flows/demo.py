@@ -90,4 +90,5 @@ def report(cycle_dir: Path, result: dict) -> None:
     print(f"outcome: {result.get('outcome')}   cycle directory: {cycle_dir}")
     print("The base is a randomly initialised tiny model, so expect it to learn the sentence templates but not yet the")
     print("drug names: the decision table then says what to do next (grow the manifest, or keep tuning).")
-    print("Next: `flywheel server up` for the Prefect UI, `flywheel server deployments`, then `flywheel publish <manifest>`.")
+    print("Next: `flywheel server up` for the Prefect UI, `flywheel server deployments`,")
+    print("then `flywheel publish <manifest>`.")

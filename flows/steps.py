@@ -14,12 +14,12 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import InputError
 from asr_flywheel.manifest import Manifest
-from asr_flywheel.scoring import ScoreReport, score_manifest, write_score_outputs
-from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
-from asr_flywheel.validation import ValidationReport, load_manifest, load_manifest_version
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import BaseModel, LoadedModel, ProgressFn, TrainRequest, TrainResult
 from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.scoring import ScoreReport, score_manifest, write_score_outputs
+from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
+from asr_flywheel.validation import ValidationReport, load_manifest, load_manifest_version
 
 OFFLINE_HYPS = "offline_hyps.jsonl"
 

@@ -11,8 +11,8 @@ from asr_flywheel._markers import hookimpl
 from asr_flywheel.plugins.contracts import (
     BaseModel,
     Decoder,
-    DeployRecord,
     Deployer,
+    DeployRecord,
     LoadedModel,
     SftViability,
     Synthesizer,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from asr_flywheel import __version__ as flywheel_version
 from asr_flywheel import io as fio
+from asr_flywheel.backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
 from asr_flywheel.errors import FlywheelError, InputError, Problem
 from asr_flywheel.normalize import normalize_many
-from asr_flywheel.backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
 from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability, TrainRequest, TrainResult
 from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from asr_flywheel.backends.hf._runtime import MIN_INFERENCE_SAMPLES, SAMPLE_RATE, clean_text, is_hf_model_dir, load_audio
+from asr_flywheel.backends.hf._runtime import (
+    MIN_INFERENCE_SAMPLES,
+    SAMPLE_RATE,
+    clean_text,
+    is_hf_model_dir,
+    load_audio,
+)
 from asr_flywheel.plugins.contracts import Decoder, LoadedModel, ProgressFn
 
 

@@ -4,8 +4,8 @@ import pytest
 
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import InputError
-from asr_flywheel.manifest import append_rows
 from asr_flywheel.flows.events import EVENT, PublishError, growth_event, publish, resource_id, watch
+from asr_flywheel.manifest import append_rows
 from helpers import write_manifest
 
 

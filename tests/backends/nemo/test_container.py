@@ -3,9 +3,9 @@ import shlex
 
 import pytest
 
-from asr_flywheel.errors import InputError
 from asr_flywheel.backends.nemo.container import NEMO_IMAGE, STOCK_SCRIPT, container_command, to_container
 from asr_flywheel.backends.nemo.trainer import DEFAULTS
+from asr_flywheel.errors import InputError
 
 
 def manifests(tmp_path):

@@ -9,8 +9,8 @@ import shlex
 
 import pytest
 
-from asr_flywheel.errors import InputError, RefusedError
 from asr_flywheel.backends.nemo.trainer import TrainingError, resolve_precision
+from asr_flywheel.errors import InputError, RefusedError
 from asr_flywheel.flows import steps
 from asr_flywheel.plugins.contracts import Decoder
 
