@@ -1,19 +1,22 @@
 """Thresholds and vocabularies as configuration: a documented TOML file plus CLI overrides.
 
 Defaults are the SPEC's. Lookup order: explicit `--config PATH` → `$FLYWHEEL_CONFIG` → `./flywheel.toml`
-→ built-in defaults. Unknown keys and wrong types are errors listing every offender, because a typo in a
-threshold silently falling back to a default would change what the gate decides.
+→ built-in defaults. Unknown keys and wrong types are errors listing every offender, each with the file and the
+line it is on, because a typo in a threshold silently falling back to a default would change what the gate decides.
+
+Validation stays with these dataclasses rather than pydantic: the checks are a few small functions, the core keeps
+no heavy dependency, and the line numbers (which pydantic cannot give for TOML) need this code anyway.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from asr_flywheel.config_source import ConfigSource, line_of, read_toml
 from asr_flywheel.errors import InputError, Problem
 
 DEFAULT_CATEGORIES = ("drug", "procedure", "anatomy", "condition", "lab", "role")
@@ -57,6 +60,8 @@ class GateConfig:
 class SplitConfig:
     val_fraction: float = 0.2
     seed: int = 42
+    #: Hold out this many whole terms (all their rows go to validation) to measure KER on unseen terms.
+    holdout_terms: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class DecisionConfig:
     plateau_drop: float = 0.05
     #: When true, a delta whose paired-bootstrap CI includes zero is INSUFFICIENT_EVIDENCE.
     require_significance: bool = False
+    #: A candidate whose control-set WER rises more than this (relative) is REGRESSED, never kept.
+    max_control_wer_rise: float = 0.10
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ class CycleConfig:
     manifest: str = ""
     #: Manifests the watcher checks for growth (`flywheel watch`, the manifest-watch deployment).
     watch: tuple[str, ...] = ()
+    #: General-English control manifest re-scored with every candidate ("" disables the control guard).
+    control_manifest: str = ""
     #: Catalogue name, .nemo file or Hugging Face directory used when the registry has no champion yet.
     base_model: str = "nvidia/parakeet-tdt-0.6b-v2"
     #: Force a backend ("nemo", "hf"); empty means "from the base model".
@@ -110,6 +119,35 @@ class CycleConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Replay against forgetting: general-English rows mixed into every fine-tuning set (asr_flywheel.replay)."""
+
+    #: General-English manifest to draw replay rows from ("" disables replay). Control rows are never drawn.
+    replay_manifest: str = ""
+    #: Share of the mixed training set that is replay rows, in [0, 1): 0.5 = as many general rows as clinical.
+    replay_fraction: float = 0.0
+    #: Seed of the replay sample and of the mixed order.
+    replay_seed: int = 0
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (SPEC §9)."""
+
+    #: Triton model repository ("" = <workspace>/triton).
+    repo: str = ""
+    #: HOST:PORT of the serving endpoint (Triton's HTTP port for protocol "http", its gRPC port for "grpc").
+    url: str = "127.0.0.1:8000"
+    protocol: str = "http"
+    #: The served model's name (one name, one version per deploy).
+    model_name: str = "clinical-asr"
+    #: Fail the deploy (and roll the endpoint back) when served transcripts differ from the offline ones.
+    require_parity: bool = True
+    #: Concurrent requests used to score through the endpoint.
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
 class FlywheelConfig:
     manifest: ManifestConfig = field(default_factory=ManifestConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -117,10 +155,14 @@ class FlywheelConfig:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     cycle: CycleConfig = field(default_factory=CycleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     #: Hyperparameter overrides passed to the trainer (e.g. epochs, lr, batch_size, precision).
-    hyperparameters: dict = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
     #: Where cycle directories and the model registry live.
     workspace: str = "workspace"
+    #: The file this configuration was read from (None: built-in defaults); not a TOML key.
+    source: ConfigSource | None = field(default=None, compare=False, repr=False)
 
     @property
     def decision_targets(self) -> tuple[str, ...]:
@@ -131,16 +173,18 @@ class FlywheelConfig:
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             return self
-        problems = _check_section(section, type(getattr(self, section)), changes, line=0)
+        problems = _check_section(section, type(getattr(self, section)), changes, None)
         if problems:
-            raise InputError("invalid configuration override", problems)
+            raise InputError("invalid command-line override", problems)
         current = getattr(self, section)
         coerced = {k: _coerce(_hints(type(current))[k], v) for k, v in changes.items()}
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **coerced)})
 
 
 _SECTIONS = {
-    name: tp for name, tp in get_type_hints(FlywheelConfig).items() if name not in ("workspace", "hyperparameters")
+    name: tp
+    for name, tp in get_type_hints(FlywheelConfig).items()
+    if name not in ("workspace", "hyperparameters", "source")
 }
 
 
@@ -167,10 +211,11 @@ def _coerce(tp, value):
     return value
 
 
-def _check_section(name: str, cls, values: dict, line: int) -> list[Problem]:
+def _check_section(name: str, cls, values: dict, source: ConfigSource | None) -> list[Problem]:
     hints = _hints(cls)
     problems = []
     for key, value in values.items():
+        line = source.line_of(f"{name}.{key}") if source else 0
         if key not in hints:
             problems.append(Problem(line, f"{name}.{key}", f"unknown key (known: {', '.join(sorted(hints))})"))
         elif not _type_ok(hints[key], value):
@@ -185,57 +230,61 @@ def _type_name(tp) -> str:
 
 
 def _range_problems(cfg: FlywheelConfig) -> list[Problem]:
-    p = []
-    if not 0 < cfg.split.val_fraction < 1:
-        p.append(Problem(0, "split.val_fraction", "must be strictly between 0 and 1"))
-    if not 0 < cfg.stats.confidence < 1:
-        p.append(Problem(0, "stats.confidence", "must be strictly between 0 and 1"))
-    if cfg.stats.bootstrap_resamples < 100:
-        p.append(Problem(0, "stats.bootstrap_resamples", "must be at least 100"))
-    if cfg.gate.harden_below > cfg.gate.finetune_above:
-        p.append(Problem(0, "gate.harden_below", "must not exceed gate.finetune_above"))
-    if cfg.decision.grow_drop > cfg.decision.keep_drop:
-        p.append(Problem(0, "decision.grow_drop", "must not exceed decision.keep_drop"))
-    if cfg.cycle.gpu_lease_s < 60:
-        p.append(Problem(0, "cycle.gpu_lease_s", "must be at least 60 (Prefect's minimum concurrency lease)"))
+    checks = [
+        (not 0 < cfg.split.val_fraction < 1, "split.val_fraction", "must be strictly between 0 and 1"),
+        (not 0 < cfg.stats.confidence < 1, "stats.confidence", "must be strictly between 0 and 1"),
+        (cfg.stats.bootstrap_resamples < 100, "stats.bootstrap_resamples", "must be at least 100"),
+        (cfg.gate.harden_below > cfg.gate.finetune_above, "gate.harden_below", "must not exceed gate.finetune_above"),
+        (cfg.decision.grow_drop > cfg.decision.keep_drop, "decision.grow_drop", "must not exceed decision.keep_drop"),
+        (cfg.cycle.gpu_lease_s < 60, "cycle.gpu_lease_s", "must be at least 60 (Prefect's minimum concurrency lease)"),
+        (not 0 <= cfg.train.replay_fraction < 1, "train.replay_fraction", "must be in [0, 1)"),
+        (
+            cfg.train.replay_fraction > 0 and not cfg.train.replay_manifest,
+            "train.replay_fraction",
+            "needs train.replay_manifest",
+        ),
+    ]
     unknown = [c for c in cfg.gate.priority if c not in cfg.manifest.categories]
-    if unknown:
-        p.append(Problem(0, "gate.priority", f"not in manifest.categories: {', '.join(unknown)}"))
-    return p
+    checks.append((bool(unknown), "gate.priority", f"not in manifest.categories: {', '.join(unknown)}"))
+    return [Problem(line_of(cfg.source, key), key, reason) for failed, key, reason in checks if failed]
 
 
-def from_dict(data: dict) -> FlywheelConfig:
+def _where(source: ConfigSource | None) -> str:
+    return f" in {source.path}" if source else ""
+
+
+def from_dict(data: dict, source: ConfigSource | None = None) -> FlywheelConfig:
     problems: list[Problem] = []
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key == "hyperparameters":
             if not isinstance(value, dict):
-                problems.append(Problem(0, "hyperparameters", "expected a table"))
+                problems.append(Problem(line_of(source, key), "hyperparameters", "expected a table"))
             else:
                 kwargs["hyperparameters"] = dict(value)
         elif key == "workspace":
             if not isinstance(value, str):
-                problems.append(Problem(0, "workspace", f"expected a path string, got {value!r}"))
+                problems.append(Problem(line_of(source, key), "workspace", f"expected a path string, got {value!r}"))
             else:
                 kwargs["workspace"] = value
         elif key in _SECTIONS:
             cls = _SECTIONS[key]
             if not isinstance(value, dict):
-                problems.append(Problem(0, key, "expected a table"))
+                problems.append(Problem(line_of(source, key), key, "expected a table"))
                 continue
-            sect = _check_section(key, cls, value, line=0)
+            sect = _check_section(key, cls, value, source)
             problems += sect
             if not sect:
                 kwargs[key] = cls(**{k: _coerce(_hints(cls)[k], v) for k, v in value.items()})
         else:
             known = ", ".join(["workspace", "hyperparameters", *_SECTIONS])
-            problems.append(Problem(0, key, f"unknown section (known: {known})"))
+            problems.append(Problem(line_of(source, key), key, f"unknown section (known: {known})"))
     if problems:
-        raise InputError("invalid configuration", problems)
-    cfg = FlywheelConfig(**kwargs)
+        raise InputError(f"invalid configuration{_where(source)}", problems)
+    cfg = FlywheelConfig(**kwargs, source=source)
     problems = _range_problems(cfg)
     if problems:
-        raise InputError("invalid configuration", problems)
+        raise InputError(f"invalid configuration{_where(source)}", problems)
     return cfg
 
 
@@ -249,8 +298,39 @@ def load_config(path: str | os.PathLike | None = None) -> FlywheelConfig:
     p = Path(candidate)
     if not p.is_file():
         raise InputError(f"configuration file not found: {p}")
+    data, source = read_toml(p)
+    return from_dict(data, source)
+
+
+def check_hyperparameters(
+    cfg: FlywheelConfig, backend: str, overrides: dict | None = None, *, plugins: Any = None
+) -> dict[str, Any]:
+    """The trainer overrides for one run, checked before any compute: `[hyperparameters]` from the file, then
+    `overrides` (CLI flags), which win.
+
+    The backend's trainer plugin decides what is known and valid (`Plugins.check_hyperparameters`); each problem
+    is reported with the file and line of the key, or as a command-line value. Returns the merged overrides, which
+    is what `TrainRequest.hyperparameters` takes. Raises `InputError` (exit 2) listing every offender.
+    """
+    from asr_flywheel.plugins.manager import Plugins
+
+    flags = dict(overrides or {})
+    merged = {**cfg.hyperparameters, **flags}
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"configuration file {p} is not valid TOML: {exc}") from exc
-    return from_dict(data)
+        (plugins or Plugins()).check_hyperparameters(backend, merged)
+    except InputError as err:
+        problems = [_locate_hyperparameter(pr, cfg.source, flags) for pr in err.problems]
+        where = f" in {cfg.source.path}" if cfg.source and set(cfg.hyperparameters) - set(flags) else ""
+        raise InputError(f"{err.summary}{where}", problems) from None
+    return merged
+
+
+def _locate_hyperparameter(problem: Problem, source: ConfigSource | None, flags: dict) -> Problem:
+    key = problem.field.removeprefix("hyperparameters.")
+    if key in flags:
+        return Problem(0, _NAMED_FLAGS.get(key, f"--set {key}"), problem.reason)
+    return Problem(line_of(source, f"hyperparameters.{key}"), f"hyperparameters.{key}", problem.reason)
+
+
+#: Hyperparameters that have their own flag on `flywheel train` (others come from `--set key=value`).
+_NAMED_FLAGS = {k: "--" + k.replace("_", "-") for k in ("epochs", "lr", "batch_size", "precision", "warmup_steps")}

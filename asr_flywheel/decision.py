@@ -1,7 +1,14 @@
 """The decision table: cycle N+1 vs cycle N on targeted categories, held-out rows only (SPEC §8).
 
-The comparison is paired: cycle N's scores are restricted to the rows cycle N+1 scored (the validation
-rows), so training rows never flatter the fine-tuned model. Relative change = (after − before) / before.
+With per-row data (per_sample.jsonl on both sides) the comparison is paired: cycle N's scores are restricted
+to the rows cycle N+1 scored (the validation rows), so training rows never flatter the fine-tuned model, and
+the KER delta gets a paired-bootstrap CI. From two metrics files alone (e.g. another tool's output) it is an
+unpaired comparison of the aggregate targeted KER: labelled as such, with no CI and no significance claim.
+
+Beyond the methodology: rows whose term never appeared in training ("unseen", `seen_term: false` in
+per_sample.jsonl) are reported apart and do not decide; and a general-English control set guards against
+forgetting: a candidate whose control WER rises more than `max_control_wer_rise` is REGRESSED, never kept.
+Relative change = (after − before) / before.
 """
 
 from __future__ import annotations
@@ -9,13 +16,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from asr_flywheel.compare import ALL, Comparison, compare_samples
+from asr_flywheel.compare import ALL, CategoryDelta, Comparison, compare_samples
 from asr_flywheel.config import DecisionConfig, StatsConfig
+from asr_flywheel.control import ControlCheck
 from asr_flywheel.errors import InputError
 
 #: A category whose base KER is at or below this is "already solved": no movement there is not a failure.
 SATURATED_KER = 0.05
 TARGETED = "targeted"
+PAIRED = "paired by audio path (per-row data)"
+UNPAIRED = "unpaired (no per-row data): no confidence interval"
 
 
 class Decision(StrEnum):
@@ -25,6 +35,7 @@ class Decision(StrEnum):
     NO_CHANGE = "NO_CHANGE"
     PLATEAU = "PLATEAU"
     INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"
+    REGRESSED = "REGRESSED"
 
 
 @dataclass
@@ -36,22 +47,33 @@ class DecisionResult:
     ker_before: float
     ker_after: float
     relative_change: float | None
-    ci_low: float
-    ci_high: float
-    significant: bool
+    ci_low: float | None
+    ci_high: float | None
+    significant: bool | None  # None: not assessed (unpaired comparison)
     per_category: list[dict]
     cycle: int
     manifest_family: str
     notes: list[str] = field(default_factory=list)
+    comparison: str = PAIRED
+    #: KER on held-out rows whose term was never trained on (reported, never decides); None when there are none.
+    unseen: dict | None = None
+    control: dict | None = None
+    #: True when the "after" rows included training rows (allowed explicitly; the numbers are flattered).
+    includes_training_rows: bool = False
 
     @property
     def keep(self) -> bool:
         return self.decision is Decision.KEEP
 
+    @property
+    def paired(self) -> bool:
+        return self.comparison == PAIRED
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["decision"] = str(self.decision)
         d["targets"] = list(self.targets)
+        d["paired"] = self.paired
         return d
 
 
@@ -88,6 +110,50 @@ def _small_drop(rel: float | None, cfg: DecisionConfig) -> bool:
     return rel is None or -round(rel, 9) < cfg.plateau_drop
 
 
+def _plateau(
+    decision: Decision, why: str, rel: float | None, cfg: DecisionConfig, history, cycle: int, family: str
+) -> tuple[Decision, str]:
+    prior = [h for h in (history or []) if h.get("manifest_family") == family and int(h.get("cycle", 0)) < cycle]
+    if not (prior and _small_drop(rel, cfg) and decision in (Decision.NO_CHANGE, Decision.OVERFIT)):
+        return decision, why
+    last = prior[-1]
+    last_rel = last.get("relative_change")
+    if not _small_drop(last_rel, cfg):
+        return decision, why
+    last_txt = "no change measurable" if last_rel is None else f"{-last_rel:.1%} drop"
+    return Decision.PLATEAU, (
+        f"two consecutive cycles with < {cfg.plateau_drop:.0%} relative drop (cycle {last.get('cycle')}: "
+        f"{last_txt}; now: {why}): stop tuning on this manifest"
+    )
+
+
+def _guard(decision: Decision, why: str, control: ControlCheck | None) -> tuple[Decision, str]:
+    """The control-set guard overrides every KER outcome: a model that forgets general English is never kept."""
+    if control is None or not control.regressed:
+        return decision, why
+    return Decision.REGRESSED, (
+        f"{control.sentence()}: the candidate forgets general English and is not kept, whatever its KER "
+        f"(KER alone would say {decision}: {why})"
+    )
+
+
+def _split_seen(after: list[dict]) -> tuple[list[dict], list[dict]]:
+    unseen = [r for r in after if r.get("seen_term") is False]
+    return ([r for r in after if r.get("seen_term") is not False], unseen) if unseen else (after, [])
+
+
+def _unseen_summary(before: list[dict], unseen: list[dict], stats: StatsConfig, targets) -> dict | None:
+    if not unseen:
+        return None
+    try:
+        cmp = compare_samples(before, unseen, stats, pools={TARGETED: targets})
+    except InputError:
+        return None
+    every = next(r for r in cmp.rows if r.category == ALL)
+    tgt = cmp.pooled.get(TARGETED)
+    return {"all": asdict(every), "targeted": asdict(tgt) if tgt else None}
+
+
 def decide(
     before_samples: list[dict],
     after_samples: list[dict],
@@ -99,15 +165,18 @@ def decide(
     cycle: int = 0,
     manifest_family: str = "",
     require_significance: bool | None = None,
+    control: ControlCheck | None = None,
 ) -> tuple[DecisionResult, Comparison]:
-    """Apply the decision table; returns the decision and the paired comparison it was based on."""
+    """Apply the decision table to per-row data (paired); returns the decision and the comparison on seen terms."""
     if not targets:
         raise InputError("the decision needs at least one targeted category")
-    cmp = compare_samples(before_samples, after_samples, stats, pools={TARGETED: targets})
-    tgt = cmp.pooled.get(TARGETED)
+    seen_after, unseen_after = _split_seen(after_samples)
+    cmp = compare_samples(before_samples, seen_after, stats, pools={TARGETED: targets})
+    tgt: CategoryDelta | None = cmp.pooled.get(TARGETED)
     if tgt is None:
+        which = "rows of seen terms" if unseen_after else "rows"
         raise InputError(
-            f"no held-out rows in the targeted categories ({', '.join(targets)}) were scored in both cycles; "
+            f"no held-out {which} in the targeted categories ({', '.join(targets)}) were scored in both cycles; "
             "nothing to decide on"
         )
     decision, why = _classify(tgt.ker_before, tgt.ker_after, tgt.relative_change, cfg)
@@ -122,30 +191,22 @@ def decide(
     saturated = [r.category for r in cmp.rows if r.category != ALL and r.ker_before <= SATURATED_KER]
     if decision is Decision.NO_CHANGE and saturated:
         notes.append(f"Already at ~0 KER in the base (not failures): {', '.join(saturated)}.")
-
-    prior = [
-        h for h in (history or []) if h.get("manifest_family") == manifest_family and int(h.get("cycle", 0)) < cycle
-    ]
-    if prior and _small_drop(tgt.relative_change, cfg) and decision in (Decision.NO_CHANGE, Decision.OVERFIT):
-        last = prior[-1]
-        last_rel = last.get("relative_change")
-        if _small_drop(last_rel, cfg):
-            last_txt = "no change measurable" if last_rel is None else f"{-last_rel:.1%} drop"
-            why = (
-                f"two consecutive cycles with < {cfg.plateau_drop:.0%} relative drop (cycle {last.get('cycle')}: "
-                f"{last_txt}; now: {why}): stop tuning on this manifest"
-            )
-            decision = Decision.PLATEAU
-
+    unseen = _unseen_summary(before_samples, unseen_after, stats, targets)
+    if unseen:
+        u = unseen["all"]
+        notes.append(
+            f"Decided on seen terms only; unseen (held-out) terms: KER {u['ker_before']:.3f} → {u['ker_after']:.3f} "
+            f"(n={u['n']}), reported, not decisive."
+        )
+    decision, why = _plateau(decision, why, tgt.relative_change, cfg, history, cycle, manifest_family)
     significance = cfg.require_significance if require_significance is None else require_significance
     if significance and not tgt.significant and decision in (Decision.KEEP, Decision.GROW_MANIFEST, Decision.OVERFIT):
         why = f"{why}; but significance was required and the {pct}% CI of the delta includes zero"
         decision = Decision.INSUFFICIENT_EVIDENCE
-
-    reason = why[0].upper() + why[1:] + "."
+    decision, why = _guard(decision, why, control)
     result = DecisionResult(
         decision=decision,
-        reason=reason,
+        reason=why[0].upper() + why[1:] + ".",
         targets=tuple(targets),
         n_targeted=tgt.n,
         ker_before=tgt.ker_before,
@@ -158,22 +219,41 @@ def decide(
         cycle=cycle,
         manifest_family=manifest_family,
         notes=notes,
+        unseen=unseen,
+        control=control.to_dict() if control else None,
     )
     return result, cmp
+
+
+def _ci_text(lo: float | None, hi: float | None) -> str:
+    return "no CI" if lo is None or hi is None else f"Δ CI {lo:+.3f} to {hi:+.3f}"
 
 
 def render_decision(result: DecisionResult) -> str:
     """Markdown for the Prefect artifact and the cycle directory."""
     rel = "n/a" if result.relative_change is None else f"{result.relative_change:+.1%}"
-    lines = [
-        f"# Decision: **{result.decision}**",
-        "",
+    lines = [f"# Decision: **{result.decision}**", ""]
+    if result.includes_training_rows:
+        lines += ["> **WARNING: the after numbers include training rows; they are not held-out numbers.**", ""]
+    lines += [
         result.reason,
         "",
+        f"- Comparison: {result.comparison}",
         f"- Targeted categories: {', '.join(result.targets)} (held-out rows: {result.n_targeted})",
-        f"- Targeted KER: {result.ker_before:.3f} → {result.ker_after:.3f} ({rel} relative; Δ CI "
-        f"{result.ci_low:+.3f} to {result.ci_high:+.3f})",
+        f"- Targeted KER: {result.ker_before:.3f} → {result.ker_after:.3f} ({rel} relative; "
+        f"{_ci_text(result.ci_low, result.ci_high)})",
     ]
+    if result.unseen:
+        u = result.unseen["all"]
+        lines.append(f"- Unseen terms (all categories): KER {u['ker_before']:.3f} → {u['ker_after']:.3f} (n={u['n']})")
+    if result.control:
+        c = result.control
+        rise = "n/a" if c["rise"] is None else f"{c['rise']:+.1%}"
+        verdict = "**REGRESSED**" if c["regressed"] else "ok"
+        lines.append(
+            f"- Control set WER: {c['wer_before']:.3f} → {c['wer_after']:.3f} ({rise} relative, n={c['n']}; "
+            f"limit +{c['max_rise']:.0%}): {verdict}"
+        )
     lines += [f"- {n}" for n in result.notes]
     lines += ["", "| category | n | KER before | KER after | relative |", "|---|---|---|---|---|"]
     for r in result.per_category:

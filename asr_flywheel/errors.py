@@ -1,8 +1,16 @@
-"""Error types that carry every problem at once, so users fix a manifest in one pass."""
+"""Error types that carry every problem at once, so users fix a manifest in one pass.
+
+Every problem is kept, but a terminal shows only the first `TERMINAL_LIMIT` plus a count: 200k missing audio
+files must not print 200k lines. The full list goes to `--json` or a file (`write_problems`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: Problems printed to a terminal before the rest are summarised as a count.
+TERMINAL_LIMIT = 50
 
 
 @dataclass(frozen=True, order=True)
@@ -14,7 +22,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line else "file"
+        where = f"line {self.line}" if self.line else ("command line" if self.field.startswith("--") else "file")
         return f"{where}: {self.field}: {self.reason}"
 
     def to_dict(self) -> dict:
@@ -35,15 +43,27 @@ class InputError(FlywheelError):
     def __init__(self, summary: str, problems: list[Problem] | None = None):
         self.summary = summary
         self.problems = sorted(problems or [])
-        super().__init__(self.render())
+        super().__init__(self.render(TERMINAL_LIMIT))
 
-    def render(self, limit: int | None = None) -> str:
+    def render(self, limit: int | None = None, *, full_list_hint: str = "") -> str:
+        """Summary plus problems; with `limit`, the first `limit` and a count of the rest (and where to get them)."""
         lines = [self.summary]
         shown = self.problems if limit is None else self.problems[:limit]
         lines += [f"  {p}" for p in shown]
         if limit is not None and len(self.problems) > limit:
-            lines.append(f"  ... and {len(self.problems) - limit} more")
+            more = f"  ... and {len(self.problems) - limit} more ({len(self.problems)} in all)"
+            lines.append(f"{more}; {full_list_hint}" if full_list_hint else more)
         return "\n".join(lines)
+
+    def render_terminal(self, full_list_hint: str = "rerun with --json for the full list") -> str:
+        """What a CLI prints to stderr: at most TERMINAL_LIMIT problems, then a count and where the rest are."""
+        return self.render(TERMINAL_LIMIT, full_list_hint=full_list_hint)
+
+    def write_problems(self, path: str | Path) -> Path:
+        """The full problem list as JSON Lines (one problem per line), for lists too long for a terminal."""
+        from asr_flywheel import io as fio
+
+        return fio.write_jsonl(Path(path), [p.to_dict() for p in self.problems])
 
 
 class RefusedError(FlywheelError):

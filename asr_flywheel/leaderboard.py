@@ -6,8 +6,12 @@ different claims. Rendering is pure: the same metrics give byte-identical markdo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asr_flywheel.compare import ALL, Comparison
 from asr_flywheel.config import GateConfig
+from asr_flywheel.control import ControlCheck
+from asr_flywheel.misrecognitions import render_misrecognitions
 from asr_flywheel.scoring import pooled_ker
 
 DEFAULT_TERM_LIMIT = 100
@@ -29,15 +33,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _breakdown_table(title: str, label: str, breakdown: dict, *, extra_col: str | None = None) -> list[str]:
+def _breakdown_table(
+    title: str, label: str, breakdown: dict, *, extra: tuple[tuple[str, Callable[[dict], str]], ...] = ()
+) -> list[str]:
+    """A KER table; `extra` adds (header, cell-from-entry) columns between the name and the rate."""
     if not breakdown:
         return [f"_No rows with a `{label}` and a term._", ""]
-    header = [label, *([extra_col] if extra_col else []), "KER", "95% CI", "n"]
-    rows = [
-        [name, *([str(e.get(extra_col, ""))] if extra_col else []), _f(e["ker"]), _ci(e), str(e["n"])]
-        for name, e in breakdown.items()
-    ]
+    header = [label, *(h for h, _ in extra), "KER", "95% CI", "n"]
+    rows = [[name, *(cell(e) for _, cell in extra), _f(e["ker"]), _ci(e), str(e["n"])] for name, e in breakdown.items()]
     return [*_table(header, rows), ""]
+
+
+_TERM_COLUMNS: tuple[tuple[str, Callable[[dict], str]], ...] = (
+    ("entity_category", lambda e: str(e.get("entity_category", ""))),
+    ("what the model wrote (most frequent)", lambda e: render_misrecognitions(e.get("misrecognitions"))),
+)
 
 
 def pronunciation_gap_sentence(metrics: dict, gate: GateConfig | None = None) -> str:
@@ -76,7 +86,9 @@ def render_leaderboard(
     term_limit: int = DEFAULT_TERM_LIMIT,
     gate: GateConfig | None = None,
     comparison: Comparison | None = None,
+    control: ControlCheck | None = None,
 ) -> str:
+    """The five SPEC sections, then seen vs unseen terms, the control set and the cycle comparison when known."""
     cycle = metrics.get("cycle", 0)
     lines = [
         f"# Leaderboard — cycle {cycle}",
@@ -110,12 +122,42 @@ def render_leaderboard(
     lines += ["## 5. Per-term KER (worst first: the fine-tune targets)", ""]
     terms = metrics.get("ker_by_term", {})
     shown = dict(list(terms.items())[:term_limit])
-    lines += _breakdown_table("term", "term", shown, extra_col="entity_category")
+    lines += _breakdown_table("term", "term", shown, extra=_TERM_COLUMNS)
     if len(terms) > term_limit:
         lines += [f"_{len(terms) - term_limit} more terms in metrics.json._", ""]
+    if metrics.get("ker_by_seen"):
+        lines += ["## Seen vs unseen terms (unseen: no training row had the term)", ""]
+        lines += _breakdown_table("terms", "seen", metrics["ker_by_seen"])
+    if control is not None:
+        lines += [*render_control(control), ""]
     if comparison is not None:
         lines += [*render_comparison(comparison).splitlines(), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_control(control: ControlCheck) -> list[str]:
+    """The general-English control set: WER of the base and the candidate, and the guard's verdict."""
+    rise = "n/a" if control.rise is None else f"{control.rise:+.1%}"
+    verdict = "**REGRESSED**: the candidate is not kept" if control.regressed else "within the guard"
+    return [
+        "## Control set (general English)",
+        "",
+        *_table(
+            ["metric", "before", "after", "relative", "limit", "n"],
+            [
+                [
+                    "WER (mean of rows)",
+                    _f(control.wer_before),
+                    _f(control.wer_after),
+                    rise,
+                    f"+{control.max_rise:.0%}",
+                    str(control.n),
+                ]
+            ],
+        ),
+        "",
+        f"Control-set WER rise {rise}: {verdict}.",
+    ]
 
 
 def render_comparison(cmp: Comparison) -> str:

@@ -13,30 +13,28 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 
-def term_found(term_norm: str, hyp_norm: str) -> bool:
-    """True when the normalised term's words occur in the hypothesis as a contiguous, in-order run.
+def terms_found(terms_norm: list[str], texts_norm: list[str]) -> np.ndarray:
+    """THE keyword rule (SPEC §4), used by scoring (KER) and validation (term-in-text) alike.
 
-    Word boundaries matter: "cefa zolin" does not contain "cefazolin", and "cefazolins" does not either.
+    Row i is True when the normalised term's words occur in the normalised text as a contiguous, in-order word
+    run. Word boundaries matter: "cefa zolin" does not contain "cefazolin", "nystatin" does not contain "statin".
+    Both inputs are normalised (single spaces, no edge spaces), so padding with one space on each side turns a
+    substring test into a whole-word test. Batched, so the hot path pays no Python call per row.
     """
-    return f" {term_norm} " in f" {hyp_norm} "
+    return np.fromiter(
+        (f" {t} " in f" {x} " for t, x in zip(terms_norm, texts_norm, strict=True)), dtype=bool, count=len(texts_norm)
+    )
 
 
-def keyword_error(term_norm: str, hyp_norm: str) -> int:
-    """KER for one row: 1 when the term is missing from the hypothesis, else 0."""
-    return 0 if term_found(term_norm, hyp_norm) else 1
-
-
-def word_error_rate(ref_norm: str, hyp_norm: str) -> float:
-    ref = ref_norm.split()
-    if not ref:
-        raise ValueError("WER is undefined for an empty reference")
-    return Levenshtein.distance(ref, hyp_norm.split()) / len(ref)
-
-
-def char_error_rate(ref_norm: str, hyp_norm: str) -> float:
-    if not ref_norm:
-        raise ValueError("CER is undefined for an empty reference")
-    return Levenshtein.distance(ref_norm, hyp_norm) / len(ref_norm)
+def keyword_errors(terms_norm: list[str | None], hyps_norm: list[str]) -> np.ndarray:
+    """Per-row KER: 1.0 when the term is missing from the hypothesis, 0.0 when found, NaN for rows without a term."""
+    if None not in terms_norm:
+        return (~terms_found(terms_norm, hyps_norm)).astype(np.float64)  # type: ignore[arg-type]
+    rows = [i for i, t in enumerate(terms_norm) if t is not None]
+    ker = np.full(len(hyps_norm), np.nan)
+    if rows:
+        ker[rows] = ~terms_found([terms_norm[i] for i in rows], [hyps_norm[i] for i in rows])  # type: ignore[misc]
+    return ker
 
 
 @dataclass(frozen=True)
@@ -81,11 +79,7 @@ def score_rows(refs: list[str], hyps: list[str], terms: list[str | None]) -> Row
     if differ:
         word_errors[differ] = [dist(refs[i].split(), hyps[i].split()) for i in differ]
         char_errors[differ] = [dist(refs[i], hyps[i]) for i in differ]
-    ker = np.fromiter(
-        (np.nan if t is None else float(f" {t} " not in f" {h} ") for t, h in zip(terms, hyps, strict=True)),
-        dtype=np.float64,
-        count=n,
-    )
+    ker = keyword_errors(terms, hyps)
     return RowScores(word_errors, ref_words, char_errors, ref_chars, ker, ser.astype(np.float64))
 
 

@@ -1,13 +1,16 @@
 """File-based model registry: every trained model with its lineage, and which one is the champion.
 
-One JSON document (`registry.json`) rewritten atomically under an exclusive lock, so concurrent cycles
-never lose each other's entries. Champion changes are appended to a history, which is what rollback reads.
+One JSON document (`registry.json`) rewritten atomically under an exclusive lock (`filelock`), so concurrent
+cycles never lose each other's entries. Champion changes are appended to a history, which is what rollback reads.
+
+A trained model enters as a candidate. It becomes the champion only through `promote`, which a cycle calls after
+a KEEP decision and, where required, a human approval and a successful deploy (`promotion_due`). A rejected
+candidate keeps its entry with who rejected it and why; the champion does not change.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 import uuid
@@ -15,7 +18,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from filelock import FileLock
+
 from asr_flywheel import io as fio
+from asr_flywheel.cycle import StartingPoint
 from asr_flywheel.errors import InputError
 
 
@@ -34,11 +40,18 @@ class ModelRecord:
     decision: str | None = None
     architecture: str | None = None
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    #: A human's verdict when approval is required: {"approved", "reviewer", "reason", "at"}.
+    review: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelRecord:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def promotion_due(keep: bool, *, approval_required: bool, approved: bool | None) -> bool:
+    """A candidate becomes champion on KEEP, and, when approval is required, only once a human approved it."""
+    return keep and (approved is True or not approval_required)
 
 
 class Registry:
@@ -49,8 +62,7 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "registry.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with FileLock(self.root / "registry.lock"):
             data = self._read()
             yield data
             fio.write_json(self.path, data)
@@ -83,6 +95,13 @@ class Registry:
         cid = data.get("champion")
         return self.get(cid) if cid else None
 
+    def starting_point(self, base_model: str, backend: str | None = None) -> StartingPoint:
+        """What a cycle starts from: the champion (with its own backend), else `base_model` with `backend`."""
+        champion = self.champion()
+        if champion is not None:
+            return StartingPoint(champion.path, champion.backend or backend or None, champion.model_id)
+        return StartingPoint(base_model, backend or None, None)
+
     def promote(self, model_id: str, reason: str) -> ModelRecord:
         rec = self.get(model_id)
         with self._locked() as data:
@@ -91,6 +110,21 @@ class Registry:
                 {"model_id": model_id, "reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             )
         return rec
+
+    def review(self, model_id: str, *, approved: bool, reviewer: str, reason: str) -> ModelRecord:
+        """Record a human's approval or rejection of a candidate (a rejection leaves the champion as it is)."""
+        self.get(model_id)
+        verdict = {
+            "approved": approved,
+            "reviewer": reviewer,
+            "reason": reason,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with self._locked() as data:
+            for m in data["models"]:
+                if m["model_id"] == model_id:
+                    m["review"] = verdict
+        return self.get(model_id)
 
     def champion_history(self) -> list[dict]:
         return list(self._read()["champion_history"])

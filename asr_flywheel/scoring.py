@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import compress
 from pathlib import Path
@@ -22,6 +23,7 @@ from asr_flywheel.config import FlywheelConfig, StatsConfig
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.manifest import Manifest
 from asr_flywheel.metrics import RowScores, aggregate, score_rows
+from asr_flywheel.misrecognitions import term_misrecognitions
 from asr_flywheel.normalize import normalize_many
 from asr_flywheel.stats import rate_intervals
 
@@ -33,6 +35,13 @@ BREAKDOWNS = {
     "ker_by_term": "term",
 }
 MISSING = "(none)"
+SEEN, UNSEEN = "seen", "unseen"
+#: Scope labels recorded in metrics.json. The decision refuses an "after" whose rows include training rows.
+SCOPE_ALL = "all rows"
+SCOPE_HELDOUT = "held-out (validation) rows"
+SCOPE_WITH_TRAINING = "all rows, including training rows"
+#: Terms (worst first, as the leaderboard lists them) whose misrecognitions are collected.
+MISRECOGNITION_TERMS = 100
 RESULTS_COLUMNS = ("audio_filepath", "term", "entity_category", "wer", "cer", "ker", "ser")
 
 
@@ -45,6 +54,7 @@ class ScoreReport:
     terms_norm: list[str | None]
     scores: RowScores
     metrics: dict
+    seen: list[bool | None] | None = None  # per row: term seen in training (None: row without a term)
 
 
 def ker_breakdown(values: list, ker: np.ndarray, stats: StatsConfig, extra: dict | None = None) -> dict:
@@ -91,10 +101,16 @@ def score_manifest(
     config: FlywheelConfig | None = None,
     model_name: str = "unknown",
     cycle: int = 0,
-    scope: str = "all rows",
+    scope: str = SCOPE_ALL,
     family: str | None = None,
+    seen_terms: Collection[str] | None = None,
+    train_audio: Collection[str] | None = None,
 ) -> ScoreReport:
-    """Compute every metric and breakdown for aligned manifest rows and hypotheses."""
+    """Compute every metric and breakdown for aligned manifest rows and hypotheses.
+
+    `seen_terms` (the split's training terms, see `split.SplitResult.seen_terms`) adds KER on seen vs unseen
+    terms; `train_audio` (resolved audio paths of the training rows) records how many scored rows were trained
+    on, so a decision can refuse numbers flattered by training rows."""
     cfg = config or FlywheelConfig()
     if len(hyps) != len(manifest):
         raise ValueError("hyps must be aligned with the manifest rows (use hyps.align_hyps)")
@@ -137,6 +153,7 @@ def score_manifest(
         "model": model_name,
         "cycle": cycle,
         "scope": scope,
+        "training_rows": None if train_audio is None else _count_in(manifest.audio_paths, train_audio),
         "manifest": str(manifest.path),
         "manifest_version": manifest.version,
         "manifest_family": family or str(manifest.path.resolve()),
@@ -150,7 +167,31 @@ def score_manifest(
     metrics["ker_by_term"] = dict(
         sorted(metrics["ker_by_term"].items(), key=lambda kv: (-kv[1]["ker"], -kv[1]["n"], kv[0]))
     )
-    return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics)
+    seen = None
+    if seen_terms is not None:
+        known = set(normalize_many(list(seen_terms)))
+        seen = [None if t is None else t in known for t in terms_norm]
+        metrics["ker_by_seen"] = ker_breakdown([_seen_label(x) for x in seen], scores.ker, st)
+        for term, entry in metrics["ker_by_term"].items():
+            entry["seen"] = term in known
+    shown = [t for t, e in list(metrics["ker_by_term"].items())[:MISRECOGNITION_TERMS] if e["ker"] > 0]
+    for term, mis in term_misrecognitions(refs_norm, hyps_norm, terms_norm, scores.ker, shown).items():
+        metrics["ker_by_term"][term]["misrecognitions"] = mis.to_dict()
+    return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics, seen)
+
+
+def _count_in(audio_paths: list[str], train_audio: Collection[str]) -> int:
+    train = train_audio if isinstance(train_audio, set | frozenset) else set(train_audio)
+    return sum(a in train for a in audio_paths)
+
+
+def _seen_label(seen: bool | None) -> str | None:
+    return None if seen is None else (SEEN if seen else UNSEEN)
+
+
+def includes_training_rows(metrics: dict) -> bool:
+    """True when metrics.json says its rows include training rows (count recorded, or the scope label says so)."""
+    return bool(metrics.get("training_rows")) or metrics.get("scope") == SCOPE_WITH_TRAINING
 
 
 def per_sample_rows(report: ScoreReport) -> list[dict]:
@@ -161,7 +202,7 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
     s = report.scores
     m = report.manifest
     ker = [None if k != k else int(k) for k in s.ker.tolist()]  # NaN != NaN: rows without a term
-    return [
+    rows = [
         {
             **row,
             "audio_filepath": audio,
@@ -191,6 +232,10 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
             strict=True,
         )
     ]
+    if report.seen is not None:  # the decision pairs rows by audio and decides on seen terms only (SPEC §8)
+        for row, seen in zip(rows, report.seen, strict=True):
+            row["seen_term"] = seen
+    return rows
 
 
 _CSV_SPECIAL = re.compile(r'[",\r\n]')
@@ -236,9 +281,13 @@ def write_score_outputs(report: ScoreReport, out_dir: str | Path, *, leaderboard
     return paths
 
 
+def per_sample_path(metrics_path: str | Path) -> Path:
+    return Path(metrics_path).parent / "per_sample.jsonl"
+
+
 def load_per_sample(metrics_path: str | Path) -> list[dict]:
     """The per_sample.jsonl written next to a metrics.json (needed for paired comparisons)."""
-    p = Path(metrics_path).parent / "per_sample.jsonl"
+    p = per_sample_path(metrics_path)
     if not p.is_file():
         raise InputError(f"{p} not found: paired comparisons need the per_sample.jsonl written next to {metrics_path}")
     return fio.read_jsonl(p)

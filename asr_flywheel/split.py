@@ -5,6 +5,11 @@ round(val_fraction × n) go to validation. Compared with shuffling, the ranking 
 row's own identity, so the split is the same on every machine, independent of row order, and stable as
 the manifest grows: existing rows keep their side except at the category's boundary. The same term may
 land on both sides through different rows; that is intended (it measures robustness on trained vocabulary).
+
+`holdout_terms = N` first sends every row of N whole terms to validation (terms ranked by SHA-256(seed, term),
+so the choice is deterministic), to measure generalisation to words the model never trained on. Terms that
+end up only in validation, held out or by chance, are "unseen"; split.json lists seen and unseen terms so the
+scorer can report KER on each apart (`read_split`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import SplitConfig
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.manifest import Manifest
+from asr_flywheel.normalize import normalize_many
 
 NO_CATEGORY = "(none)"
 TRAIN_FILE = "train.jsonl"
@@ -31,6 +37,10 @@ class SplitResult:
     validation: list[int]
     counts: dict[str, dict[str, int]]
     warnings: list[str] = field(default_factory=list)
+    #: Normalised terms with at least one training row / only validation rows / held out on purpose.
+    seen_terms: tuple[str, ...] = ()
+    unseen_terms: tuple[str, ...] = ()
+    heldout_terms: tuple[str, ...] = ()
 
     def summary(self, cfg: SplitConfig, manifest: Manifest) -> dict:
         return {
@@ -42,20 +52,63 @@ class SplitResult:
             "validation_rows": len(self.validation),
             "counts": self.counts,
             "warnings": self.warnings,
+            "holdout_terms": cfg.holdout_terms,
+            "heldout_terms": list(self.heldout_terms),
+            "seen_terms": list(self.seen_terms),
+            "unseen_terms": list(self.unseen_terms),
         }
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """What the scorer needs from a written split: which terms were trained on, and which rows."""
+
+    seen_terms: frozenset[str]
+    train_audio: frozenset[str]
+
+
+def read_split(split_dir: str | Path) -> SplitInfo:
+    """The seen terms (split.json) and training rows' audio paths (train.jsonl) of a split written by write_split."""
+    d = Path(split_dir)
+    try:
+        summary = fio.read_json(d / "split.json")
+        train = fio.read_jsonl(d / TRAIN_FILE)
+    except FileNotFoundError as exc:
+        raise InputError(f"{d} is not a written split: {exc.filename} not found") from None
+    if "seen_terms" not in summary:
+        raise InputError(f"{d / 'split.json'} records no seen_terms (written by an older version); split again")
+    return SplitInfo(frozenset(summary["seen_terms"]), frozenset(r["audio_filepath"] for r in train))
 
 
 def _rank_key(seed: int, audio: str) -> bytes:
     return hashlib.sha256(f"{seed}\0{audio}".encode()).digest()
 
 
-def split_manifest(
-    manifest: Manifest, cfg: SplitConfig, priority: tuple[str, ...], *, min_priority_rows: int = 5
-) -> SplitResult:
-    by_cat: dict[str, list[int]] = defaultdict(list)
-    for i, row in enumerate(manifest.rows):
-        by_cat[row.get("entity_category") or NO_CATEGORY].append(i)
-    short = [(c, len(by_cat.get(c, []))) for c in priority if len(by_cat.get(c, [])) < min_priority_rows]
+def _terms(manifest: Manifest) -> list[str | None]:
+    raw = manifest.column("term")
+    idx = [i for i, t in enumerate(raw) if isinstance(t, str)]
+    out: list[str | None] = [None] * len(raw)
+    for i, t in zip(idx, normalize_many([raw[i] for i in idx]), strict=True):
+        out[i] = t
+    return out
+
+
+def _pick_heldout(terms: list[str | None], cfg: SplitConfig) -> frozenset[str]:
+    if cfg.holdout_terms < 0:
+        raise InputError(f"split.holdout_terms must be >= 0, got {cfg.holdout_terms}")
+    distinct = sorted({t for t in terms if t})
+    if cfg.holdout_terms and cfg.holdout_terms >= len(distinct):
+        raise InputError(
+            f"cannot hold out {cfg.holdout_terms} term(s): the manifest has {len(distinct)} distinct term(s) and "
+            "at least one must remain to train on"
+        )
+    ranked = sorted(distinct, key=lambda t: _rank_key(cfg.seed, f"term\0{t}"))
+    return frozenset(ranked[: cfg.holdout_terms])
+
+
+def _check_priority(manifest: Manifest, priority: tuple[str, ...], min_priority_rows: int) -> None:
+    cats = manifest.column("entity_category")
+    short = [(c, n) for c in priority if (n := cats.count(c)) < min_priority_rows]
     if short:
         raise InputError(
             f"GROW_MANIFEST: a priority category has fewer than {min_priority_rows} rows, so held-out numbers "
@@ -65,8 +118,22 @@ def split_manifest(
                 for c, n in short
             ],
         )
-    train: list[int] = []
+
+
+def split_manifest(
+    manifest: Manifest, cfg: SplitConfig, priority: tuple[str, ...], *, min_priority_rows: int = 5
+) -> SplitResult:
+    _check_priority(manifest, priority, min_priority_rows)
+    terms = _terms(manifest)
+    heldout = _pick_heldout(terms, cfg)
+    by_cat: dict[str, list[int]] = defaultdict(list)
     val: list[int] = []
+    for i, row in enumerate(manifest.rows):
+        if terms[i] in heldout:
+            val.append(i)
+        else:
+            by_cat[row.get("entity_category") or NO_CATEGORY].append(i)
+    train: list[int] = []
     counts: dict[str, dict[str, int]] = {}
     warnings: list[str] = []
     for cat in sorted(by_cat):
@@ -74,14 +141,27 @@ def split_manifest(
         if len(rows) == 1:
             warnings.append(f"category {cat!r} has a single row; it goes to train (nothing to validate on)")
             train += rows
-            counts[cat] = {"train": 1, "validation": 0}
             continue
         ranked = sorted(rows, key=lambda i: _rank_key(cfg.seed, manifest.rows[i]["audio_filepath"]))
         n_val = min(len(rows) - 1, max(1, round(cfg.val_fraction * len(rows))))
         val += ranked[:n_val]
         train += ranked[n_val:]
-        counts[cat] = {"train": len(rows) - n_val, "validation": n_val}
-    return SplitResult(sorted(train), sorted(val), counts, warnings)
+    cats = manifest.column("entity_category")
+    for side, idx in (("train", train), ("validation", val)):
+        for i in idx:
+            c = counts.setdefault(cats[i] or NO_CATEGORY, {"train": 0, "validation": 0})
+            c[side] += 1
+    seen = {terms[i] for i in train if terms[i]}
+    unseen = {terms[i] for i in val if terms[i]} - seen
+    return SplitResult(
+        sorted(train),
+        sorted(val),
+        dict(sorted(counts.items())),
+        warnings,
+        seen_terms=tuple(sorted(seen)),
+        unseen_terms=tuple(sorted(unseen)),
+        heldout_terms=tuple(sorted(heldout)),
+    )
 
 
 def write_split(

@@ -18,6 +18,7 @@ from asr_flywheel.audio import AudioInfo, AudioProblem, read_info
 from asr_flywheel.config import FlywheelConfig, ManifestConfig
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.manifest import Manifest, resolve_audio_path
+from asr_flywheel.metrics import terms_found
 from asr_flywheel.normalize import normalize_many
 
 # C0/C1 controls, DEL, the BOM / zero-width no-break space, and U+FFFD (evidence of a lossy decode upstream).
@@ -220,6 +221,10 @@ def validate_manifest(
     norm_text = normalize_many([t for _, t, _ in texts])
     with_terms = [(k, term) for k, (_, _, term) in enumerate(texts) if term is not None]
     norm_terms = dict(zip((k for k, _ in with_terms), normalize_many([t for _, t in with_terms]), strict=True))
+    keys = list(norm_terms)
+    found = dict(
+        zip(keys, terms_found([norm_terms[k] for k in keys], [norm_text[k] for k in keys]).tolist(), strict=True)
+    )
     for k, (idx, _text, term) in enumerate(texts):
         line = lines[idx]
         if not norm_text[k]:
@@ -230,7 +235,7 @@ def validate_manifest(
         nt = norm_terms[k]
         if not nt:
             problems.append(Problem(line, "term", "has no words after normalisation"))
-        elif f" {nt} " not in f" {norm_text[k]} ":
+        elif not found[k]:
             problems.append(
                 Problem(line, "term", f"{term!r} does not occur in `text` (normalised, as contiguous words)")
             )

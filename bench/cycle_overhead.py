@@ -1,14 +1,16 @@
-"""Prefect's orchestration overhead on one tiny cycle, measured in one run.
+"""Prefect's orchestration overhead on one tiny cycle.
 
-    python bench/cycle_overhead.py [--repeats 1]
+    python bench/cycle_overhead.py [--repeats 3]
 
 The same cycle (32 espeak-ng clips, a tiny NeMo CTC model built from config, 1 training epoch) runs three ways,
 each in a fresh process with a fresh workspace:
-  plain     the steps of flows.steps called as plain functions, in flow order (no Prefect at all);
+  plain     the step functions of flows.steps called in flow order (no Prefect at all);
   ephemeral flywheel_cycle as a Prefect flow with no PREFECT_API_URL (Prefect starts a throwaway server);
   server    flywheel_cycle against a local Prefect server started beforehand (what deployments use).
-Reported: wall time of the cycle call (imports excluded), the overhead vs plain as a ratio and in seconds per
-task run, and for ephemeral mode how much of it is the throwaway server's start.
+Every mode runs with a cold PREFECT_HOME (new, empty: first-run database migrations are paid) and a warm one
+(used once before measuring). Each repeat runs all six (mode, home) pairs, in an order rotated between repeats,
+so drift on a shared machine affects every mode alike. Reported: the median wall time of the cycle call (imports
+excluded), the overhead vs plain as a ratio and per task run, and the spread.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,57 +45,58 @@ def prepare(root: Path) -> tuple[Path, Path]:
 
 
 def run_plain(manifest: str, config: str) -> dict:
-    """The cycle's steps as plain calls, in the order flows.cycle runs them."""
+    """The cycle's steps as plain calls, in the order flows.cycle runs them (the same step functions)."""
     from asr_flywheel.config import load_config
-    from asr_flywheel.cycle import Workspace
+    from asr_flywheel.cycle import StartingPoint, Workspace, version_to_cycle
     from asr_flywheel.flows import steps
 
     cfg = load_config(config)
     ws = Workspace(cfg.workspace)
     t = time.perf_counter()
-    ref = steps.ManifestRef(manifest, *(lambda m: (m.version, len(m)))(steps.load_manifest(manifest, cfg)))
+    ref, _ = version_to_cycle(manifest, cfg)
     cycle = ws.claim_version(ref.version, ref.path).cycle
-    model = steps.load_model(cfg.cycle.base_model)
+    start = StartingPoint(cfg.cycle.base_model, None, None)
     m = ref.load(cfg)
-    base = steps.score_rows_to_dir(
-        cycle.baseline_dir,
-        m,
-        model.transcribe(m.audio_paths, batch_size=8),
-        cfg.cycle.base_model,
-        cfg,
-        1,
-        "all rows",
-        ref.path,
+    hyps = steps.transcribe_rows(m, start.model, batch_size=cfg.cycle.batch_size)
+    base = steps.score(
+        out=cycle.baseline_dir, manifest=m, hyps=hyps, model_ref=start.model, cfg=cfg, cycle=1, family=ref.path
     )
-    steps.gate_cycle(cycle.path, ws.cycles_dir, base["metrics"], cfg, "benchmark")
-    split = steps.split_cycle(cycle.split_dir, ref, cfg)
-    trained = steps.train(
-        cycle.split_dir, cfg.cycle.base_model, cycle.model_dir, hyperparameters=dict(cfg.hyperparameters), config=cfg
+    steps.gate(
+        metrics_path=base.metrics,
+        out_dir=cycle.path,
+        cfg=cfg,
+        history=ws.history("gate.json", exclude=cycle),
+        force_reason="benchmark",
     )
-    val = steps.ManifestRef(**split["ref"]).load(cfg)
-    after = steps.score_rows_to_dir(
-        cycle.after_dir,
-        val,
-        steps.load_model(str(trained.model_path)).transcribe(val.audio_paths, batch_size=8),
-        str(trained.model_path),
-        cfg,
-        2,
-        "held-out rows",
-        ref.path,
-        base["metrics"],
+    split = steps.split(report=ref.report(cfg), out_dir=cycle.split_dir, cfg=cfg)
+    result = steps.train(
+        cycle.split_dir, start.model, cycle.model_dir, hyperparameters=dict(cfg.hyperparameters), config=cfg
     )
-    decision = steps.decide_cycle(cycle.path, ws.cycles_dir, 2, base["metrics"], after["metrics"], cfg, ref.path)
-    steps.register_cycle(
-        ws.registry_dir,
-        1,
-        {"model": str(trained.model_path), "run_info": str(trained.run_info_path)},
-        cfg.cycle.base_model,
-        None,
-        ref.version,
-        ref.path,
-        decision,
-        None,
+    trained = steps.train_record(result, None)
+    val = split.held_out.load(cfg)
+    seen, train_audio = steps.trained_on(split)
+    after = steps.score(
+        out=cycle.after_dir,
+        manifest=val,
+        hyps=steps.transcribe_rows(val, trained.model, batch_size=cfg.cycle.batch_size),
+        model_ref=trained.model,
+        cfg=cfg,
+        cycle=2,
+        scope="held-out (validation) rows",
+        family=ref.path,
+        before_metrics=base.metrics,
+        seen_terms=seen,
+        train_audio=train_audio,
     )
+    decision = steps.decide(
+        before_metrics=base.metrics,
+        after_metrics=after.metrics,
+        out_dir=cycle.path,
+        cfg=cfg,
+        history=ws.history("decision.json", exclude=cycle),
+    )
+    steps.update_chart(ws, cycle.number)
+    steps.register(registry_dir=ws.registry_dir, cycle=1, trained=trained, start=start, manifest=ref, decision=decision)
     return {"seconds": time.perf_counter() - t, "tasks": 0}
 
 
@@ -136,14 +140,34 @@ def spawn(mode: str, manifest: Path, config: Path, env: dict) -> dict:
     return json.loads(line[7:])
 
 
+MODES = ("plain", "ephemeral", "server")
+HOMES = ("cold", "warm")
+
+
+def mode_env(mode: str, home: Path, base_env: dict, api_url: str) -> dict:
+    env = {**base_env, "PREFECT_HOME": str(home)}
+    if mode == "server":
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def schedule(repeats: int) -> list[list[tuple[str, str]]]:
+    """Per repeat, every (mode, home) once; the order rotates between repeats so no mode always runs first
+    (page cache, CPU frequency and the server's own warm-up then affect every mode alike)."""
+    runs = [(m, h) for m in MODES for h in HOMES]
+    return [runs[r % len(runs) :] + runs[: r % len(runs)] for r in range(repeats)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", nargs=3, metavar=("MODE", "MANIFEST", "CONFIG"), help=argparse.SUPPRESS)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds; each runs every mode with a cold and a warm home")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     from asr_flywheel.flows import server
     from helpers import write_tiny_cycle_config
 
@@ -156,36 +180,47 @@ def main() -> None:
         base_env.update(
             PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120"
         )
-        envs = {
-            "plain": base_env,
-            "ephemeral": {**base_env, "PREFECT_HOME": str(root / "ephemeral-home")},
-            "server": {**base_env, "PREFECT_HOME": str(root / "client-home"), "PREFECT_API_URL": srv.api_url},
-        }
-        results: dict[str, list[dict]] = {m: [] for m in envs}
+        results: dict[tuple[str, str], list[dict]] = {(m, h): [] for m in MODES for h in HOMES}
+        n = 0
+
+        def once(mode: str, home: Path) -> dict:
+            nonlocal n
+            n += 1
+            config = write_tiny_cycle_config(root / f"run{n}.toml", root / f"ws{n}", model, epochs=1)
+            return spawn(mode, manifest, config, mode_env(mode, home, base_env, srv.api_url))
+
         try:
-            for rep in range(args.repeats):
-                for mode, env in envs.items():
-                    config = write_tiny_cycle_config(
-                        root / f"{mode}{rep}.toml", root / f"ws-{mode}{rep}", model, epochs=1
-                    )
-                    results[mode].append(spawn(mode, manifest, config, env))
+            for mode in MODES:  # warm homes: one unmeasured run each, so the measured runs find them used
+                once(mode, root / f"{mode}-warm-home")
+            for rep, order in enumerate(schedule(args.repeats)):
+                for mode, kind in order:
+                    home = root / (f"{mode}-cold-home-{rep}" if kind == "cold" else f"{mode}-warm-home")
+                    results[(mode, kind)].append(once(mode, home))
         finally:
             server.stop_process_group(srv.pid)
-    best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
-    plain = best["plain"]["seconds"]
-    print(f"tiny cycle, {len(best)} ways, best of {args.repeats} (imports excluded):")
-    print(f"  plain function calls:           {plain:7.2f} s")
-    for mode in ("ephemeral", "server"):
-        b = best[mode]
-        per_task = (b["seconds"] - plain) / max(b["tasks"], 1)
-        print(
-            f"  Prefect flow, {mode:9s} API:   {b['seconds']:7.2f} s  = {b['seconds'] / plain:.2f}x plain; "
-            f"+{b['seconds'] - plain:.2f} s over {b['tasks']} task runs = {per_task:.3f} s per task"
-        )
-    print(
-        f"  ephemeral minus server (the throwaway server's start and first-run migrations): "
-        f"{best['ephemeral']['seconds'] - best['server']['seconds']:.2f} s"
-    )
+    report(results, args.repeats)
+
+
+def report(results: dict[tuple[str, str], list[dict]], repeats: int) -> None:
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
+    tasks = {k: max(r["tasks"] for r in v) for k, v in results.items()}
+    print(f"tiny cycle, median of {repeats} interleaved repeats (imports excluded), cold and warm PREFECT_HOME:")
+    for kind in HOMES:
+        plain = med[("plain", kind)]
+        print(f"  [{kind} home] plain function calls:   {plain:7.2f} s")
+        for mode in ("ephemeral", "server"):
+            s = med[(mode, kind)]
+            per_task = (s - plain) / max(tasks[(mode, kind)], 1)
+            print(
+                f"  [{kind} home] Prefect flow, {mode:9s}: {s:7.2f} s = {s / plain:.2f}x plain; "
+                f"+{s - plain:.2f} s over {tasks[(mode, kind)]} task runs = {per_task:.3f} s per task"
+            )
+    for kind in HOMES:
+        gap = med[("ephemeral", kind)] - med[("server", kind)]
+        what = "the throwaway server's start" + (" and migrations" if kind == "cold" else "")
+        print(f"  [{kind} home] ephemeral minus server ({what}): {gap:.2f} s")
+    spread = {k: (min(r["seconds"] for r in v), max(r["seconds"] for r in v)) for k, v in results.items()}
+    print("  spread (min–max): " + "; ".join(f"{m}/{h} {lo:.1f}–{hi:.1f}" for (m, h), (lo, hi) in spread.items()))
 
 
 if __name__ == "__main__":

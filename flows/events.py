@@ -21,7 +21,7 @@ from pathlib import Path
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
-from asr_flywheel.errors import FlywheelError
+from asr_flywheel.errors import FlywheelError, InputError, Problem
 from asr_flywheel.validation import load_manifest
 
 EVENT = "flywheel.manifest.grown"
@@ -59,10 +59,15 @@ def api_url() -> str:
     return url.rstrip("/")
 
 
-def growth_event(manifest: Path, version: str, rows: int, added_rows: int) -> dict:
+def growth_event(manifest: Path, version: str, rows: int, added_rows: int, *, forced: bool = False) -> dict:
+    """The event for one manifest version. The trigger debounces on (manifest, publication): a normal publication
+    is the version itself, so replays and bursts start one run; a forced one is a fresh publication (own label,
+    own event id, `forced` in the payload), so it really starts a new run, which cycles the version again."""
     rid = resource_id(manifest)
+    nonce = uuid.uuid4().hex[:12] if forced else ""
+    publication = f"{version}-forced-{nonce}" if forced else version
     return {
-        "id": str(uuid.uuid5(_NAMESPACE, f"{rid}@{version}")),
+        "id": str(uuid.uuid5(_NAMESPACE, f"{rid}@{publication}")),
         "occurred": datetime.now(UTC).isoformat(),
         "event": EVENT,
         "resource": {
@@ -70,8 +75,15 @@ def growth_event(manifest: Path, version: str, rows: int, added_rows: int) -> di
             "prefect.resource.name": manifest.name,
             "flywheel.manifest.hash": version,
             "flywheel.manifest.path": str(manifest),
+            "flywheel.manifest.publication": publication,
         },
-        "payload": {"rows": rows, "added_rows": added_rows, "content_hash": version, "manifest": str(manifest)},
+        "payload": {
+            "rows": rows,
+            "added_rows": added_rows,
+            "content_hash": version,
+            "manifest": str(manifest),
+            "forced": forced,
+        },
         "related": [],
     }
 
@@ -94,14 +106,14 @@ def publish(
     """Validate the manifest and publish its growth event, once per version."""
     cfg = config or FlywheelConfig()
     path = Path(manifest).resolve()
-    m = load_manifest(path, cfg)  # never announce a manifest a cycle would reject
+    m = load_manifest_or_explain(path, cfg)  # never announce a manifest a cycle would reject
     rid = resource_id(path)
     record_path = Workspace(cfg.workspace).root / "published" / f"{rid}.json"
     last = fio.read_json(record_path) if record_path.exists() else {}
     if last.get("version") == m.version and not force:
         return Publication(str(path), rid, m.version, len(m), 0, last.get("event_id"), "unchanged")
     added = max(0, len(m) - int(last.get("rows", 0)))
-    event = growth_event(path, m.version, len(m), added)
+    event = growth_event(path, m.version, len(m), added, forced=force)
     post_events([event], url)
     fio.write_json(
         record_path,
@@ -116,6 +128,23 @@ def publish(
     return Publication(str(path), rid, m.version, len(m), added, event["id"], "published")
 
 
+AUDIO_HINT = (
+    "the manifest names audio files that do not exist yet: synthesise them with "
+    "`flywheel build TERMS.csv --out {manifest}` (espeak-ng; `--append` to grow an existing manifest), or record "
+    "them, then publish again"
+)
+
+
+def load_manifest_or_explain(path: Path, cfg: FlywheelConfig):
+    """The validated manifest; when audio is missing, the error says how to make it."""
+    try:
+        return load_manifest(path, cfg)
+    except InputError as err:
+        if any(p.field == "audio_filepath" and "not found" in p.reason for p in err.problems):
+            raise InputError(f"{err.summary}\n{AUDIO_HINT.format(manifest=path)}", err.problems) from None
+        raise
+
+
 def watch(
     manifests: list[str],
     config: FlywheelConfig | None = None,
@@ -125,9 +154,15 @@ def watch(
     on_publish=print,
 ) -> None:
     """Poll manifests and publish a growth event whenever one's content changes (and is valid)."""
+    missing = [Problem(0, "manifest", f"not found: {m}") for m in manifests if not Path(m).is_file()]
+    if missing:
+        raise InputError("cannot watch manifests that do not exist", missing)
     seen: dict[str, tuple[float, int]] = {}
     while True:
         for m in manifests:
+            if not Path(m).is_file():
+                on_publish(f"{m}: not published: file not found")
+                continue
             st = Path(m).stat()
             stamp = (st.st_mtime, st.st_size)
             if seen.get(m) == stamp:

@@ -84,6 +84,9 @@ def start(
             "PREFECT_UI_API_URL": api,
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
             "PREFECT_UI_STATIC_DIRECTORY": str(home / "ui"),  # else the UI is copied into site-packages
+            # SQLite: Prefect already uses WAL and a 60 s busy timeout, but its connect timeout (10 s) is what
+            # surfaces as "database is locked" when a worker, flow runs and the UI write at once.
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
             **(extra_env or {}),
         },
     )
@@ -155,6 +158,61 @@ def stop(home: str | Path) -> bool:
     return True
 
 
+def worker_pids(home: str | Path) -> list[int]:
+    """Workers started by `flywheel worker` for this server home that are still alive."""
+    alive = []
+    for f in sorted(Path(home).resolve().glob("worker-*.pid")):
+        pid = int(f.read_text().split()[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+            continue
+        alive.append(pid)
+    return alive
+
+
+def stop_workers(home: str | Path) -> list[int]:
+    """Stop the workers `flywheel worker` started for this home (they would only fail without the server)."""
+    pids = worker_pids(home)
+    for pid in pids:
+        stop_process_group(pid)
+        (Path(home).resolve() / f"worker-{pid}.pid").unlink(missing_ok=True)
+    return pids
+
+
+def scheduled_deployments(cfg) -> dict[str, tuple[bool, str]]:
+    """Which clock-driven deployments should be active for this configuration, and why (a schedule certain to
+    fail or to do nothing is created paused)."""
+    return {
+        "cycle-scheduled": (
+            bool(cfg.cycle.manifest),
+            "nightly cycle of " + cfg.cycle.manifest if cfg.cycle.manifest else "paused: no `[cycle] manifest`",
+        ),
+        "manifest-watch": (
+            bool(cfg.cycle.watch),
+            f"watching {len(cfg.cycle.watch)} manifest(s)" if cfg.cycle.watch else "paused: empty `[cycle] watch`",
+        ),
+    }
+
+
+def apply_schedules(api_url: str, cfg) -> dict[str, str]:
+    """Activate or pause the schedules of the clock-driven deployments according to the configuration."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    report = {}
+    with SyncPrefectClient(api_url) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        for name, (active, why) in scheduled_deployments(cfg).items():
+            dep = deployments.get(name)
+            if dep is None:
+                continue
+            for sched in dep.schedules:
+                client.update_deployment_schedule(dep.id, sched.id, active=active)
+            report[name] = why
+    return report
+
+
 def prepare(api_url: str) -> None:
     """Create the process work pool and the strict GPU concurrency limit if they are missing (idempotent)."""
     from prefect.client.orchestration import SyncPrefectClient
@@ -185,14 +243,16 @@ def deploy(api_url: str, home: str | Path, extra_env: dict | None = None) -> sub
 
 
 def start_worker(
-    api_url: str, home: str | Path, extra_env: dict | None = None, log: Path | None = None
+    api_url: str, home: str | Path, extra_env: dict | None = None, log: Path | None = None, *, foreground: bool = False
 ) -> subprocess.Popen:
+    """A process worker in its own process group (so stopping it stops its flow runs). In the foreground its
+    output goes to this terminal, else to `log` (default <home>/worker.log)."""
     env = clean_env(
         Path(home),
         api_url,
         {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2", **(extra_env or {})},
     )
-    out = open(log or Path(home) / "worker.log", "ab")  # noqa: SIM115 - handed to the detached process
+    out = None if foreground else open(log or Path(home) / "worker.log", "ab")  # noqa: SIM115 - detached process
     return subprocess.Popen(
         [prefect_bin(), "worker", "start", "--pool", POOL, "--type", "process"],
         env=env,

@@ -64,10 +64,15 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass
 class TrainRequest:
+    """What a trainer needs, resolved by the caller: trainers never query the plugin manager again."""
+
+    #: The base model reference as the user gave it (catalogue name, .nemo file, HF directory): recorded as is.
     base: str
     train_manifest: Path
     validation_manifest: Path
     out_dir: Path
+    #: The resolved catalogue entry (or description of a local model): decoder, family, weights, viability.
+    base_model: BaseModel
     #: "sft" (full fine-tune, the stock recipe) or "adapter" (refused for TDT/RNNT: NaN tensors).
     method: str = "sft"
     #: Overrides of the backend's defaults (lr, epochs, batch_size, precision, ...).
@@ -145,7 +150,13 @@ class Deployer(Protocol):
 
 @runtime_checkable
 class Synthesizer(Protocol):
-    """Turns text (or phonemes) into a 16 kHz mono WAV; grows manifests with synthetic audio."""
+    """Turns text (or phonemes) into a 16 kHz mono WAV; grows manifests with synthetic audio.
+
+    `pronunciations` (optional for plugins; `flywheel build` passes it only for terms with an override or lexicon
+    entry) says given phrases of `text` with given phonemes (`asr_flywheel.build.Pronunciation`: IPA or espeak).
+    Optional extras the build uses when present: `check_voice(voice)`, `unspeakable(text, voice)`,
+    `check_pronunciation(p)` (each returns a reason or None), `g2p_source` and `babble_voices` attributes.
+    """
 
     name: str
 
@@ -157,4 +168,5 @@ class Synthesizer(Protocol):
         voice: str | None = None,
         phonemes: str | None = None,
         sample_rate: int = 16000,
+        pronunciations: Sequence = (),
     ) -> Path: ...

@@ -3,12 +3,17 @@
 Built-ins (NeMo, Hugging Face, espeak-ng, the base-model catalogue) are registered through the same
 entry points as third-party packages, so a plugin author's package is loaded exactly like ours. Names must be
 unique across plugins: a clash is an error naming both plugins, never a silent override.
+
+A plugin that fails to import (or whose hook raises) does not break the verbs that do not need it: the failure is
+recorded under the plugin's name, listed by `flywheel models`, and added to any "not found" error it may explain.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
 
 import pluggy
 
@@ -22,16 +27,49 @@ class PluginError(FlywheelError):
     """A plugin is broken (bad return value, duplicate name)."""
 
 
-def new_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(PROJECT_NAME)
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that could not be loaded or whose hook failed: what it is and why, for the user to fix."""
+
+    name: str
+    target: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.target}): {self.error}"
+
+
+class FlywheelPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus the plugins that failed, so one broken package never takes every verb down."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.broken: dict[str, BrokenPlugin] = {}
+
+    def record_broken(self, name: str, target: str, exc: BaseException) -> None:
+        self.broken.setdefault(name, BrokenPlugin(name, target, f"{type(exc).__name__}: {exc}"))
+
+    def load_entry_points(self, group: str) -> None:
+        """Like pluggy's `load_setuptools_entrypoints`, but an import or registration failure is recorded."""
+        for ep in entry_points(group=group):
+            if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name) or ep.name in self.broken:
+                continue
+            try:
+                self.register(ep.load(), name=ep.name)
+            except Exception as exc:
+                self.record_broken(ep.name, ep.value, exc)
+
+
+def new_plugin_manager(*, load_entry_points: bool = True) -> FlywheelPluginManager:
+    pm = FlywheelPluginManager()
     pm.add_hookspecs(hookspecs)
     if load_entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        pm.load_entry_points(ENTRY_POINT_GROUP)
     return pm
 
 
 @cache
-def get_plugin_manager() -> pluggy.PluginManager:
+def get_plugin_manager() -> FlywheelPluginManager:
     """The process-wide plugin manager (entry points are read once)."""
     return new_plugin_manager()
 
@@ -42,11 +80,32 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager | None = None):
         self.pm = pm or get_plugin_manager()
 
-    def _collect(self, hook_name: str, kind: type) -> dict[str, tuple[object, str]]:
-        found: dict[str, tuple[object, str]] = {}
+    def broken(self) -> list[BrokenPlugin]:
+        """Plugins that failed to load or whose hooks raised (so far), by name."""
+        broken = getattr(self.pm, "broken", {})
+        return [broken[n] for n in sorted(broken)]
+
+    def broken_note(self) -> str:
+        """A sentence to add to a "not found" error: what a broken plugin might have provided."""
+        broken = self.broken()
+        if not broken:
+            return ""
+        return "; plugin(s) that failed to load: " + "; ".join(str(b) for b in broken)
+
+    def _call_hook(self, impl: Any) -> list:
+        try:
+            return list(impl.function() or [])
+        except Exception as exc:
+            if not isinstance(self.pm, FlywheelPluginManager):
+                raise
+            self.pm.record_broken(impl.plugin_name, f"hook {impl.function.__name__}", exc)
+            return []
+
+    def _collect(self, hook_name: str, kind: type[Any]) -> dict[str, tuple[Any, str]]:
+        found: dict[str, tuple[Any, str]] = {}
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
-            items = impl.function() or []
+            items = self._call_hook(impl)
             for item in items:
                 if not isinstance(item, kind):
                     raise PluginError(f"plugin {plugin_name!r}: {hook_name} returned {item!r}, not a {kind.__name__}")
@@ -81,11 +140,10 @@ class Plugins:
     def synthesizers(self) -> dict[str, Synthesizer]:
         return {n: s for n, (s, _) in self._collect("register_synthesizers", Synthesizer).items()}
 
-    @staticmethod
-    def _pick(kind: str, registry: dict, name: str):
+    def _pick(self, kind: str, registry: dict, name: str):
         if name not in registry:
             known = ", ".join(sorted(registry)) or "none installed"
-            raise InputError(f"unknown {kind} {name!r} (available: {known})")
+            raise InputError(f"unknown {kind} {name!r} (available: {known}){self.broken_note()}")
         return registry[name]
 
     def trainer(self, name: str) -> Trainer:
@@ -109,5 +167,35 @@ class Plugins:
             raise InputError(
                 f"no installed backend can load {model_ref!r}: pass a .nemo file, a Hugging Face model directory, "
                 f"or a catalogue name (see `flywheel models`); backends: {', '.join(sorted(transcribers)) or 'none'}"
+                f"{self.broken_note()}"
             )
         return claiming[0]
+
+    def resolve_base(self, model_ref: str, backend: str | None = None) -> tuple[BaseModel, str]:
+        """(catalogue entry or description of a local model, backend name) for a base model reference."""
+        entry = self.base_model(model_ref)
+        if entry is not None:
+            if backend and backend != entry.backend:
+                raise InputError(f"{model_ref} is a {entry.backend} model; --backend {backend} cannot train it")
+            return entry, entry.backend
+        trainers = self.trainers()
+        if backend:
+            return self.trainer(backend).describe(model_ref), backend
+        for name, trainer in trainers.items():
+            if trainer.claims(model_ref):
+                return trainer.describe(model_ref), name
+        raise InputError(
+            f"unknown base model {model_ref!r}: not in the catalogue (`flywheel models`) and not a local model any "
+            f"installed backend recognises ({', '.join(sorted(trainers)) or 'none'}); pass a .nemo file or a "
+            f"Hugging Face model directory, or --backend{self.broken_note()}"
+        )
+
+    def check_hyperparameters(self, backend: str, overrides: dict) -> dict:
+        """The backend's hyperparameters with `overrides` merged in, checked without any compute.
+
+        Raises `InputError` for unknown keys or invalid values (from the trainer's own `check_hyperparameters`).
+        A third-party trainer without that method is checked only when it trains.
+        """
+        trainer = self.trainer(backend)
+        check = getattr(trainer, "check_hyperparameters", None)
+        return dict(check(dict(overrides))) if callable(check) else dict(overrides)

@@ -13,23 +13,28 @@ epochs, evaluate/save each epoch, keep the best model by eval WER. What differs 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import shutil
 import time
 from pathlib import Path
 
-from asr_flywheel import __version__ as flywheel_version
 from asr_flywheel import io as fio
-from asr_flywheel.backends.hf._runtime import MIN_TRAIN_SECONDS, SAMPLE_RATE, is_hf_model_dir, load_audio, model_type
+from asr_flywheel.backends.hf._runtime import MIN_TRAIN_SECONDS, is_hf_model_dir, model_type
+from asr_flywheel.backends.training_common import (
+    RUN_INFO,
+    RunInfo,
+    base_versions,
+    dataset_record,
+    fingerprint,
+    preamble,
+)
 from asr_flywheel.errors import FlywheelError, InputError, Problem
 from asr_flywheel.normalize import normalize_many
 from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability, TrainRequest, TrainResult
 from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_DIR = "adapted_model"
-RUN_INFO = "training_run_info.json"
+__all__ = ["DEFAULTS", "MODEL_DIR", "RUN_INFO", "HfCtcTrainer", "TrainingError", "corpus_wer", "preflight"]
+RECIPE = "transformers Trainer, Google MedASR notebook defaults (pitfalls fixed)"
 
 DEFAULTS: dict = {
     "lr": 3e-5,
@@ -66,42 +71,12 @@ def merge_hyperparameters(overrides: dict) -> dict:
     return hp
 
 
-def _rows(manifest: Path) -> list[dict]:
-    return fio.read_jsonl(manifest)
-
-
-class _SpeechDataset:
-    """Features are computed on the fly (no cache files), labels from the normalised transcript."""
-
-    def __init__(self, rows: list[dict], processor):
-        self.rows = rows
-        self.processor = processor
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        r = self.rows[i]
-        feats = self.processor.feature_extractor(load_audio(r["audio_filepath"]), sampling_rate=SAMPLE_RATE)
-        return {"input_features": feats["input_features"][0], "labels": self.processor.tokenizer(r["label"]).input_ids}
-
-
-class _Collator:
-    def __init__(self, processor):
-        self.processor = processor
-
-    def __call__(self, items: list[dict]) -> dict:
-        batch = self.processor.feature_extractor.pad(
-            [{"input_features": x["input_features"]} for x in items],
-            padding="longest",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        labels = self.processor.tokenizer.pad(
-            {"input_ids": [x["labels"] for x in items]}, padding="longest", return_tensors="pt"
-        )
-        batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
-        return batch
+def labelled_rows(manifest: Path) -> list[dict]:
+    """Rows with `label`: the flywheel-normalised transcript the model learns (and must round-trip)."""
+    rows = fio.read_jsonl(manifest)
+    for r, label in zip(rows, normalize_many([r["text"] for r in rows]), strict=True):
+        r["label"] = label
+    return rows
 
 
 def preflight(rows: list[dict], processor, name: str) -> None:
@@ -150,6 +125,10 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> tuple[float, float]:
 class HfCtcTrainer:
     name = "hf"
 
+    def check_hyperparameters(self, overrides: dict) -> dict:
+        """Overrides merged over the defaults; InputError for unknown keys or bad values, before any compute."""
+        return merge_hyperparameters(overrides)
+
     def claims(self, model_ref: str) -> bool:
         return is_hf_model_dir(model_ref)
 
@@ -167,101 +146,34 @@ class HfCtcTrainer:
         )
 
     def train(self, request: TrainRequest) -> TrainResult:
-        from asr_flywheel.plugins.catalogue import check_sft_request
-        from asr_flywheel.plugins.manager import Plugins
+        hp, out = preamble(request, merge_hyperparameters)
+        return self._fit(request, hp, out)
 
-        entry = Plugins().base_model(request.base) or self.describe(request.base)
-        check_sft_request(request.base, entry.decoder, request.method, entry)
-        hp = merge_hyperparameters(request.hyperparameters)
-        return self._fit(request, entry, hp, Path(request.out_dir))
-
-    def _fit(self, request: TrainRequest, entry: BaseModel, hp: dict, out: Path) -> TrainResult:
-        import numpy as np
+    def _fit(self, request: TrainRequest, hp: dict, out: Path) -> TrainResult:
         import torch
         import transformers
-        from transformers import Trainer, TrainerCallback, TrainingArguments
 
+        from asr_flywheel.backends.hf import _training as ht
         from asr_flywheel.backends.hf._runtime import load_processor_and_model
 
+        entry = request.base_model
         processor, model = load_processor_and_model(entry.weights)
-        train_rows, val_rows = _rows(request.train_manifest), _rows(request.validation_manifest)
-        for rows in (train_rows, val_rows):
-            for r, label in zip(rows, normalize_many([r["text"] for r in rows]), strict=True):
-                r["label"] = label
+        train_rows, val_rows = labelled_rows(request.train_manifest), labelled_rows(request.validation_manifest)
         preflight(train_rows, processor, str(request.train_manifest))
         preflight(val_rows, processor, str(request.validation_manifest))
 
         cuda = torch.cuda.is_available()
         bf16 = hp["precision"] in ("auto", "bf16") and cuda and torch.cuda.is_bf16_supported()
-        tok = processor.tokenizer
-        progress = request.progress
-
-        class CTCTrainer(Trainer):
-            def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-                inputs = self._prepare_inputs(inputs)
-                with torch.no_grad():
-                    output = model(**inputs)
-                loss = output.loss.detach() if output.loss is not None else None
-                if prediction_loss_only:
-                    return loss, None, None
-                ids = output.logits.argmax(-1)
-                mask = model._get_output_attention_mask(inputs["attention_mask"], target_length=ids.shape[1])
-                return loss, ids.masked_fill(~mask, model.config.pad_token_id), inputs.get("labels")
-
-        def compute_metrics(pred) -> dict:
-            ids = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-            ids = np.where(ids < 0, tok.pad_token_id, ids)
-            labels = np.where(pred.label_ids == -100, tok.pad_token_id, pred.label_ids)
-            hyps = tok.batch_decode(ids, skip_special_tokens=True)
-            refs = tok.batch_decode(labels, skip_special_tokens=True, group_tokens=False)
-            wer, cer = corpus_wer(refs, hyps)
-            return {"wer": wer, "cer": cer}
-
-        class Progress(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if progress:
-                    progress(state.global_step, max(state.max_steps, 1))
-
-        fingerprint = hashlib.sha256(
-            json.dumps([entry.weights, hp, str(request.train_manifest)], sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
-        ckpt_dir = out / ".checkpoints" / fingerprint
-        args = TrainingArguments(
-            output_dir=str(ckpt_dir),
-            per_device_train_batch_size=hp["batch_size"],
-            per_device_eval_batch_size=hp["eval_batch_size"],
-            gradient_accumulation_steps=hp["gradient_accumulation_steps"],
-            learning_rate=hp["lr"],
-            warmup_steps=hp["warmup_steps"],
-            num_train_epochs=hp["epochs"],
-            weight_decay=hp["weight_decay"],
-            max_grad_norm=hp["max_grad_norm"],
-            bf16=bf16,
-            fp16=False,
-            use_cpu=not cuda,
-            eval_strategy="epoch",
-            save_strategy="epoch",
-            save_total_limit=hp["save_total_limit"],
-            load_best_model_at_end=True,
-            metric_for_best_model="wer",
-            greater_is_better=False,
-            logging_steps=hp["logging_steps"],
-            report_to=[],
-            seed=hp["seed"],
-            remove_unused_columns=False,
-            dataloader_num_workers=hp["dataloader_num_workers"],
-            dataloader_pin_memory=cuda,
-            disable_tqdm=True,
-        )
-        trainer = CTCTrainer(
+        ckpt_dir = out / ".checkpoints" / fingerprint(entry.weights, hp, request.train_manifest)
+        trainer = ht.CTCTrainer(
             model=model,
-            args=args,
-            train_dataset=_SpeechDataset(train_rows, processor),
-            eval_dataset=_SpeechDataset(val_rows, processor),
-            data_collator=_Collator(processor),
-            compute_metrics=compute_metrics,
+            args=ht.training_arguments(hp, str(ckpt_dir), cuda=cuda, bf16=bf16),
+            train_dataset=ht.SpeechDataset(train_rows, processor),
+            eval_dataset=ht.SpeechDataset(val_rows, processor),
+            data_collator=ht.Collator(processor),
+            compute_metrics=ht.CtcMetrics(processor.tokenizer),
             processing_class=processor,
-            callbacks=[Progress()],
+            callbacks=[ht.ProgressCallback(request.progress)],
         )
         resumed = ckpt_dir.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt_dir.iterdir())
         t = time.perf_counter()
@@ -279,29 +191,28 @@ class HfCtcTrainer:
             **{k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
             **{k: float(v) for k, v in final_eval.items() if isinstance(v, int | float)},
         }
-        info = {
-            "backend": self.name,
-            "base_model": request.base,
-            "weights": entry.weights,
-            "method": request.method,
-            "recipe": "transformers Trainer, Google MedASR notebook defaults (pitfalls fixed)",
-            "architecture": {"class": type(model).__name__, "decoder": str(Decoder.CTC), "family": entry.family},
-            "hyperparameters": {**hp, "bf16": bf16},
-            "dataset": {"train": {"rows": len(train_rows)}, "validation": {"rows": len(val_rows)}},
-            "metrics": metrics,
-            "best_eval_wer": trainer.state.best_metric,
-            "eval_history": [h for h in trainer.state.log_history if "eval_wer" in h],
-            "resumed_from_checkpoint": resumed,
-            "timings": {"fit_s": fit_s},
-            "versions": {
-                "flywheel": flywheel_version,
-                "transformers": transformers.__version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
+        dataset, replay = dataset_record(request)
+        info = RunInfo(
+            backend=self.name,
+            base_model=request.base,
+            weights=entry.weights,
+            method=request.method,
+            recipe=RECIPE,
+            architecture={"class": type(model).__name__, "decoder": str(Decoder.CTC), "family": entry.family},
+            hyperparameters={**hp, "bf16": bf16},
+            dataset=dataset,
+            metrics=metrics,
+            resumed_from_checkpoint=resumed,
+            timings={"fit_s": fit_s},
+            versions=base_versions(transformers=transformers.__version__),
+            device="cuda" if cuda else "cpu",
+            replay=replay,
+            extra={
+                "best_eval_wer": trainer.state.best_metric,
+                "eval_history": [h for h in trainer.state.log_history if "eval_wer" in h],
+                "scale_out": "multi-GPU Hugging Face training runs under `torchrun`/`accelerate launch`; "
+                f"requested devices={request.devices}, num_nodes={request.num_nodes}",
             },
-            "device": "cuda" if cuda else "cpu",
-            "scale_out": "multi-GPU Hugging Face training runs under `torchrun`/`accelerate launch`; "
-            f"requested devices={request.devices}, num_nodes={request.num_nodes}",
-        }
-        info_path = fio.write_json(out / RUN_INFO, info)
-        return TrainResult(model_path=out / MODEL_DIR, run_info_path=info_path, run_info=info)
+        )
+        info_path = info.write(out)
+        return TrainResult(model_path=out / MODEL_DIR, run_info_path=info_path, run_info=info.to_dict())

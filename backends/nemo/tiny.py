@@ -4,23 +4,32 @@ The shapes follow NeMo's FastConformer configs, shrunk (d_model 96, 2 layers): t
 same save/restore/transcribe/fine-tune code paths as Parakeet, in seconds on a CPU. `kind` is "ctc"
 (EncDecCTCModelBPE, learns fastest on CPU), "rnnt" (EncDecRNNTBPEModel, numba RNNT loss runs on CPU) or
 "tdt" (the Parakeet-TDT decoder; its loss trains only on CUDA).
+
+Builds are seeded (same seed, texts and shapes ⇒ same weights and tokenizer), so demos and tests repeat.
+`build_tiny_model`'s tokenizer always covers `ALPHABET` (letters, digits, '-', apostrophe) besides the texts:
+clinical terms such as `a1c` or `piperacillin-tazobactam` must be spellable even by a base trained on general
+English. Subsampling 4 (40 ms frames) suits near-character vocabularies; 8 (Parakeet's) gives CTC too few
+frames for them.
 """
 
 from __future__ import annotations
 
+import random
 import tempfile
 from pathlib import Path
 
 TDT_DURATIONS = [0, 1, 2, 3, 4]
+ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-'"
 
 
-def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 128) -> Path:
-    """SentencePiece unigram model + the vocab.txt NeMo's `tokenizer.dir` also expects."""
+def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 128, *, alphabet: str = "") -> Path:
+    """SentencePiece unigram model + the vocab.txt NeMo's `tokenizer.dir` also expects. Every character of
+    `alphabet` gets a piece even when the texts lack it."""
     import sentencepiece as spm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = out_dir / "corpus.txt"
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    corpus.write_text("\n".join([*texts, *([" ".join(alphabet)] if alphabet else [])]) + "\n", encoding="utf-8")
     spm.SentencePieceTrainer.train(
         input=str(corpus),
         model_prefix=str(out_dir / "tokenizer"),
@@ -58,6 +67,7 @@ def fastconformer_config(
     pred_hidden: int | None = None,
     pred_layers: int = 1,
     joint_hidden: int | None = None,
+    subsampling_factor: int = 8,
 ) -> dict:
     """A FastConformer model config (NeMo's fastconformer shapes). Defaults are tiny; see `parakeet_tdt_0_6b_v2`."""
     if kind not in ("ctc", "rnnt", "tdt"):
@@ -106,7 +116,7 @@ def fastconformer_config(
             "n_layers": n_layers,
             "d_model": d_model,
             "subsampling": "dw_striding",
-            "subsampling_factor": 8,
+            "subsampling_factor": subsampling_factor,
             "subsampling_conv_channels": subsampling_channels or d_model,
             "causal_downsampling": False,
             "ff_expansion_factor": 4,
@@ -176,8 +186,32 @@ def fastconformer_config(
     return cfg
 
 
-def tiny_config(kind: str, tokenizer_dir: Path, d_model: int = 96, n_layers: int = 2, features: int = 80) -> dict:
-    return fastconformer_config(kind, tokenizer_dir, d_model=d_model, n_layers=n_layers, features=features)
+def tiny_config(
+    kind: str,
+    tokenizer_dir: Path,
+    d_model: int = 96,
+    n_layers: int = 2,
+    features: int = 80,
+    subsampling_factor: int = 8,
+) -> dict:
+    return fastconformer_config(
+        kind,
+        tokenizer_dir,
+        d_model=d_model,
+        n_layers=n_layers,
+        features=features,
+        subsampling_factor=subsampling_factor,
+    )
+
+
+def seed_all(seed: int) -> None:
+    """Python, NumPy and torch generators: what building a NeMo model from config draws from."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def parakeet_tdt_0_6b_v2(tokenizer_dir: Path, kind: str = "tdt") -> dict:
@@ -199,9 +233,18 @@ def parakeet_tdt_0_6b_v2(tokenizer_dir: Path, kind: str = "tdt") -> dict:
 
 
 def build_tiny_model(
-    kind: str, texts: list[str], out_path: str | Path, *, vocab_size: int = 128, d_model: int = 96, n_layers: int = 2
+    kind: str,
+    texts: list[str],
+    out_path: str | Path,
+    *,
+    vocab_size: int = 128,
+    d_model: int = 96,
+    n_layers: int = 2,
+    subsampling_factor: int = 8,
+    seed: int = 0,
 ) -> Path:
-    """Build a randomly initialised tiny model whose tokenizer covers `texts`, and save it as .nemo."""
+    """Build a randomly initialised (seeded) tiny model whose tokenizer covers `texts` and `ALPHABET`, and save
+    it as .nemo."""
     from omegaconf import OmegaConf
 
     from asr_flywheel.backends.nemo._runtime import quiet_nemo
@@ -212,9 +255,11 @@ def build_tiny_model(
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        tok = train_tokenizer(texts, Path(tmp) / "tokenizer", vocab_size)
+        tok = train_tokenizer(texts, Path(tmp) / "tokenizer", vocab_size, alphabet=ALPHABET)
         cls = EncDecCTCModelBPE if kind == "ctc" else EncDecRNNTBPEModel
-        model = cls(cfg=OmegaConf.create(tiny_config(kind, tok, d_model, n_layers)), trainer=None)
+        cfg = tiny_config(kind, tok, d_model, n_layers, subsampling_factor=subsampling_factor)
+        seed_all(seed)
+        model = cls(cfg=OmegaConf.create(cfg), trainer=None)
         tmp_model = out.with_name(f".{out.name}.tmp")
         model.save_to(str(tmp_model))  # tokenizer files are packed into the .nemo
         tmp_model.replace(out)

@@ -1,112 +1,46 @@
 """Stock NeMo SFT, in process: exactly what `examples/asr/speech_to_text_finetune.py` does.
 
-restore_from / from_pretrained → (optional) change_vocabulary → setup_training_data +
-setup_multiple_validation_data → setup_optimization (AdamW, cosine annealing) → (optional) SpecAugment →
-Lightning `Trainer.fit` → `save_to`. No adapters, no patches. Defaults are the methodology's, verified on
-Parakeet-TDT-0.6B-v2; every one is overridable. A per-epoch Lightning checkpoint lets a killed run resume
+restore_from / from_pretrained → (optional) vocabulary update → setup_training_data +
+setup_multiple_validation_data → setup_optimization (AdamW, cosine annealing) → SpecAugment → Lightning
+`Trainer.fit` → `save_to`. No adapters, no patches. Defaults are the methodology's, verified on
+Parakeet-TDT-0.6B-v2; every one is overridable (`recipe.py`). The same run is also written as a container
+command (`container.py`), forwarded key by key. A per-epoch Lightning checkpoint lets a killed run resume
 instead of starting over; the finished model is written under a temp name and renamed, so an
 `adapted_model.nemo` on disk is always complete.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
-from asr_flywheel import __version__ as flywheel_version
-from asr_flywheel import io as fio
-from asr_flywheel.errors import FlywheelError, InputError, RefusedError
+from asr_flywheel.backends.nemo.container import ContainerPlan, write_container_run
+from asr_flywheel.backends.nemo.recipe import DEFAULTS, merge_hyperparameters, resolve_precision
+from asr_flywheel.backends.training_common import (
+    RUN_INFO,
+    RunInfo,
+    base_versions,
+    dataset_record,
+    fingerprint,
+    preamble,
+)
+from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.plugins.contracts import BaseModel, Decoder, TrainRequest, TrainResult
-from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_FILE = "adapted_model.nemo"
-RUN_INFO = "training_run_info.json"
+RECIPE = "stock NeMo SFT (speech_to_text_finetune.py sequence)"
 
-DEFAULTS: dict = {
-    "precision": "bf16-mixed",  # falls back to 32 where bf16 is unsupported; fp16 is refused for TDT (NaN losses)
-    "lr": 3e-4,
-    "min_lr": 1e-6,
-    "weight_decay": 1e-3,
-    "warmup_steps": 5,  # ~1 epoch of steps for large manifests
-    "epochs": 3,  # smoke; 10-30 in production
-    "max_steps": -1,
-    "batch_size": 4,  # 16 on 48 GB GPUs
-    "accumulate_grad_batches": 1,  # raise to keep the effective batch when memory is short
-    "gradient_clip_val": 1.0,
-    "early_stopping_patience": 3,  # on validation WER
-    "spec_augment": True,
-    "freq_masks": 2,
-    "time_masks": 10,
-    "freq_width": 27,
-    "time_width": 0.05,
-    "max_duration": 20.0,
-    "min_duration": 0.1,
-    "num_workers": 0,
-    "seed": 42,
-    "tokenizer_dir": None,  # set to change the vocabulary (stock script: model.tokenizer.update_tokenizer)
-    "tokenizer_type": "bpe",
-}
+__all__ = ["DEFAULTS", "MODEL_FILE", "RUN_INFO", "NemoTrainer", "TrainingError", "merge_hyperparameters"]
+__all__ += ["resolve_precision"]
 
 
 class TrainingError(FlywheelError):
     pass
 
 
-def merge_hyperparameters(overrides: dict) -> dict:
-    return merge(DEFAULTS, overrides, "NeMo", positive=("lr", "epochs", "batch_size", "accumulate_grad_batches"))
-
-
-def resolve_precision(requested: str, decoder: Decoder, on_gpu: bool, bf16_ok: bool) -> tuple[str, str | None]:
-    """(precision to use, note). Never fp16-mixed for TDT; bf16 falls back to fp32 where unsupported.
-
-    On CPU bf16 autocast gives no speed-up and `bf16-true` breaks the CTC loss ("ctc_loss_cpu" has no BFloat16
-    kernel), so CPU runs use fp32.
-    """
-    p = str(requested).lower()
-    if p in ("16", "16-mixed", "fp16", "fp16-mixed", "half") and decoder is Decoder.TDT:
-        raise RefusedError(
-            "refusing fp16-mixed precision for a TDT model: it produces NaN losses; use bf16-mixed (default) or 32"
-        )
-    if p.startswith("bf16") and not on_gpu:
-        return "32", f"no GPU: using fp32 instead of {requested} (bf16 on CPU is not faster and breaks CTC loss)"
-    if p.startswith("bf16") and not bf16_ok:
-        return "32", f"bf16 is not supported on this GPU; using fp32 instead of {requested}"
-    return p, None
-
-
-def _manifest_stats(path: Path) -> dict:
-    rows = fio.read_jsonl(path)
-    cats: dict[str, int] = {}
-    for r in rows:
-        c = r.get("entity_category") or "(none)"
-        cats[c] = cats.get(c, 0) + 1
-    return {
-        "rows": len(rows),
-        "hours": round(sum(float(r.get("duration") or 0) for r in rows) / 3600, 4),
-        "categories": cats,
-    }
-
-
-def _versions() -> dict:
-    import lightning
-    import nemo
-    import torch
-
-    return {
-        "flywheel": flywheel_version,
-        "nemo": nemo.__version__,
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _usable_checkpoint(path: Path) -> bool:
+def usable_checkpoint(path: Path) -> bool:
     """A checkpoint a killed run left behind is resumed only if it loads: Lightning does not write it atomically."""
     if not path.is_file():
         return False
@@ -120,8 +54,38 @@ def _usable_checkpoint(path: Path) -> bool:
         return False
 
 
+def known_sample_rate(weights: str) -> int | None:
+    """The sample rate of a local .nemo (read from its config, no torch); None for a hub name."""
+    from asr_flywheel.backends.nemo.architecture import read_nemo_config
+
+    return read_nemo_config(weights).get("sample_rate") if Path(weights).is_file() else None
+
+
+def run_differences(plan: ContainerPlan, hp: dict, precision: str, on_gpu: bool, sample_rate) -> list[str]:
+    """What the container run would do differently from this in-process run, beyond the plan's own list."""
+    out = list(plan.differences)
+    if precision != str(hp["precision"]).lower():
+        out.append(f"precision: this run used {precision}; the container uses {hp['precision']} on its GPU")
+    if not on_gpu:
+        out.append("device: this run used the CPU; the container trains on GPUs")
+    if "sample rate" in " ".join(plan.differences) and sample_rate != 16000:
+        out.append(f"sample rate: the base model's is {sample_rate}, the stock yaml's 16000")
+    return out
+
+
+def save_atomically(model, final: Path) -> Path:
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    model.save_to(str(tmp))
+    os.replace(tmp, final)
+    return final
+
+
 class NemoTrainer:
     name = "nemo"
+
+    def check_hyperparameters(self, overrides: dict) -> dict:
+        """Overrides merged over the defaults; InputError for unknown keys or bad values, before any compute."""
+        return merge_hyperparameters(overrides)
 
     def claims(self, model_ref: str) -> bool:
         return model_ref.endswith(".nemo") and Path(model_ref).is_file()
@@ -134,43 +98,34 @@ class NemoTrainer:
         return describe_config(model_ref, read_nemo_config(model_ref))
 
     def train(self, request: TrainRequest) -> TrainResult:
-        from asr_flywheel.plugins.catalogue import check_sft_request
-        from asr_flywheel.plugins.manager import Plugins
-
-        entry = Plugins().base_model(request.base) or self.describe(request.base)
-        check_sft_request(request.base, entry.decoder, request.method, entry)
-        hp = merge_hyperparameters(request.hyperparameters)
-        out = Path(request.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        weights = entry.weights
-        base_is_file = Path(weights).is_file()
-
-        from asr_flywheel.backends.nemo.container import container_command
-
-        command = container_command(
-            base=weights,
-            base_is_file=base_is_file,
+        hp, out = preamble(request, merge_hyperparameters)
+        weights = request.base_model.weights
+        fp = fingerprint(weights, hp, request.train_manifest)
+        plan = write_container_run(
+            weights=weights,
+            base_is_file=Path(weights).is_file(),
             train_manifest=request.train_manifest,
             validation_manifest=request.validation_manifest,
             out_dir=out,
             hp=hp,
+            fingerprint=fp,
+            devices=request.devices,
+            num_nodes=request.num_nodes,
+            strategy=request.strategy,
+            sample_rate=known_sample_rate(weights),
         )
-        fio.write_text(
-            out / "container_command.sh", f"#!/usr/bin/env bash\n# Same SFT inside NVIDIA's container.\n{command}\n"
-        )
-        return self._fit(request, entry, weights, hp, out, command)
+        return self._fit(request, hp, out, plan, fp)
 
-    def _fit(
-        self, request: TrainRequest, entry: BaseModel, weights: str, hp: dict, out: Path, command: str
-    ) -> TrainResult:
+    def _fit(self, request: TrainRequest, hp: dict, out: Path, plan: ContainerPlan, fp: str) -> TrainResult:
         import torch
-        from lightning.pytorch import Callback, Trainer, seed_everything
-        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-        from omegaconf import OmegaConf, open_dict
+        from lightning.pytorch import seed_everything
+        from omegaconf import OmegaConf
 
-        from asr_flywheel.backends.nemo._runtime import load_asr_model, quiet_nemo
+        from asr_flywheel.backends.nemo import _fit
+        from asr_flywheel.backends.nemo._runtime import load_asr_model
         from asr_flywheel.backends.nemo.architecture import decoder_of
 
+        entry = request.base_model
         on_gpu = torch.cuda.is_available() and request.accelerator in ("auto", "gpu", "cuda")
         if entry.decoder is Decoder.TDT and not on_gpu:
             raise TrainingError(
@@ -181,125 +136,19 @@ class NemoTrainer:
             hp["precision"], entry.decoder, on_gpu, on_gpu and torch.cuda.is_bf16_supported()
         )
         seed_everything(hp["seed"], workers=True)
-        timings: dict[str, float] = {}
         t = time.perf_counter()
-        quiet_nemo()
-        model = load_asr_model(weights)
-        timings["restore_s"] = round(time.perf_counter() - t, 2)
+        model = load_asr_model(entry.weights)
+        timings = {"restore_s": round(time.perf_counter() - t, 2)}
         cfg_dict = OmegaConf.to_container(model.cfg, resolve=False)
         cfg_dict["target"] = f"{type(model).__module__}.{type(model).__name__}"
-        decoder = decoder_of(cfg_dict)
-
-        if hp["tokenizer_dir"]:  # stock script: model.tokenizer.update_tokenizer=true
-            model.change_vocabulary(new_tokenizer_dir=hp["tokenizer_dir"], new_tokenizer_type=hp["tokenizer_type"])
 
         ckpt_dir = out / ".checkpoints"
-        fingerprint = hashlib.sha256(
-            json.dumps([weights, hp, str(request.train_manifest)], sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
-        resume = ckpt_dir / fingerprint / "last.ckpt"
-        progress = request.progress
-
-        class Progress(Callback):
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                if progress:
-                    progress(trainer.global_step, max(int(trainer.estimated_stepping_batches), 1))
-
-        callbacks = [
-            Progress(),
-            ModelCheckpoint(dirpath=ckpt_dir / fingerprint, save_last=True, save_top_k=0, every_n_epochs=1),
-        ]
-        if hp["early_stopping_patience"]:
-            callbacks.append(
-                EarlyStopping(
-                    monitor="val_wer",
-                    mode="min",
-                    patience=hp["early_stopping_patience"],
-                    check_on_train_epoch_end=False,
-                )
-            )  # val_wer exists only after validation
-        trainer = Trainer(
-            accelerator="gpu" if on_gpu else "cpu",
-            devices=request.devices,
-            num_nodes=request.num_nodes,
-            strategy=request.strategy,
-            max_epochs=hp["epochs"],
-            max_steps=hp["max_steps"],
-            precision=precision,
-            gradient_clip_val=hp["gradient_clip_val"],
-            accumulate_grad_batches=hp["accumulate_grad_batches"],
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
-            check_val_every_n_epoch=1,
-            callbacks=callbacks,
-            default_root_dir=str(ckpt_dir),
-        )
-        model.set_trainer(trainer)  # so setup_optimization computes the schedule from the trainer right away
-
-        common = {
-            "sample_rate": model.cfg.sample_rate,
-            "batch_size": hp["batch_size"],
-            "num_workers": hp["num_workers"],
-            "pin_memory": on_gpu,
-        }
-        train_cfg = OmegaConf.create(
-            {
-                **common,
-                "manifest_filepath": str(request.train_manifest),
-                "shuffle": True,
-                "max_duration": hp["max_duration"],
-                "min_duration": hp["min_duration"],
-                "is_tarred": False,
-            }
-        )
-        val_cfg = OmegaConf.create(
-            {
-                **common,
-                "manifest_filepath": str(request.validation_manifest),
-                "shuffle": False,
-                "use_start_end_token": False,
-            }
-        )
-        with open_dict(model.cfg):
-            model.cfg.train_ds = train_cfg  # the saved .nemo records what it was tuned on
-            model.cfg.validation_ds = val_cfg
-        model.setup_training_data(train_cfg)
-        model.setup_multiple_validation_data(val_cfg)
-        model.setup_optimization(
-            OmegaConf.create(
-                {
-                    "name": "adamw",
-                    "lr": hp["lr"],
-                    "betas": [0.9, 0.98],
-                    "weight_decay": hp["weight_decay"],
-                    "sched": {
-                        "name": "CosineAnnealing",
-                        "warmup_steps": hp["warmup_steps"],
-                        "warmup_ratio": None,
-                        "min_lr": hp["min_lr"],
-                    },
-                }
-            )
-        )
-        if hp["spec_augment"]:
-            sa = OmegaConf.create(
-                {
-                    "_target_": "nemo.collections.asr.modules.SpectrogramAugmentation",
-                    **{k: hp[k] for k in ("freq_masks", "time_masks", "freq_width", "time_width")},
-                }
-            )
-            # The stock script assigns `spec_augment`; the models' forward() reads `spec_augmentation`.
-            model.spec_augmentation = model.from_config_dict(sa)
-            with open_dict(model.cfg):
-                model.cfg.spec_augment = sa
-        else:
-            model.spec_augmentation = None
-
+        cbs = _fit.callbacks(hp, request.progress, ckpt_dir / fp)
+        trainer = _fit.build_trainer(request, hp, precision, on_gpu, cbs, ckpt_dir)
+        _fit.prepare_model(model, request, hp, on_gpu, trainer)
+        resume = ckpt_dir / fp / "last.ckpt"
+        resumed = usable_checkpoint(resume)
         t = time.perf_counter()
-        resumed = _usable_checkpoint(resume)
         try:
             trainer.fit(model, ckpt_path=str(resume) if resumed else None)
         except Exception as exc:
@@ -308,38 +157,44 @@ class NemoTrainer:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
         if any(v != v for v in metrics.values()):  # NaN
             raise TrainingError(f"training produced NaN metrics {metrics}; not saving the model")
-
-        final = out / MODEL_FILE
-        tmp = out / f".{MODEL_FILE}.{os.getpid()}.tmp"
-        model.save_to(str(tmp))
-        os.replace(tmp, final)
+        final = save_atomically(model, out / MODEL_FILE)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 
-        info = {
-            "backend": self.name,
-            "base_model": request.base,
-            "weights": weights,
-            "method": request.method,
-            "recipe": "stock NeMo SFT (speech_to_text_finetune.py sequence)",
-            "architecture": {"class": type(model).__name__, "decoder": str(decoder), "family": entry.family},
-            "hyperparameters": {**hp, "precision": precision},
-            "precision_note": note,
-            "dataset": {
-                "train": _manifest_stats(request.train_manifest),
-                "validation": _manifest_stats(request.validation_manifest),
+        dataset, replay = dataset_record(request)
+        differences = run_differences(plan, hp, precision, on_gpu, model.cfg.get("sample_rate"))
+        info = RunInfo(
+            backend=self.name,
+            base_model=request.base,
+            weights=entry.weights,
+            method=request.method,
+            recipe=RECIPE,
+            architecture={"class": type(model).__name__, "decoder": str(decoder_of(cfg_dict)), "family": entry.family},
+            hyperparameters={**hp, "precision": precision},
+            dataset=dataset,
+            metrics=metrics,
+            resumed_from_checkpoint=resumed,
+            timings=timings,
+            versions=base_versions(**_nemo_versions()),
+            device="cuda" if on_gpu else "cpu",
+            replay=replay,
+            extra={
+                "precision_note": note,
+                "epochs_run": trainer.current_epoch,
+                "global_steps": trainer.global_step,
+                "early_stopped": any(getattr(c, "stopped_epoch", 0) > 0 for c in cbs),
+                "devices": request.devices,
+                "num_nodes": request.num_nodes,
+                "strategy": request.strategy,
+                "container_command": plan.script,
+                "container": {**plan.to_dict(), "differences": differences},
             },
-            "metrics": metrics,
-            "epochs_run": trainer.current_epoch,
-            "global_steps": trainer.global_step,
-            "early_stopped": any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks),
-            "resumed_from_checkpoint": resumed,
-            "timings": timings,
-            "versions": _versions(),
-            "device": "cuda" if on_gpu else "cpu",
-            "devices": request.devices,
-            "num_nodes": request.num_nodes,
-            "strategy": request.strategy,
-            "container_command": command,
-        }
-        info_path = fio.write_json(out / RUN_INFO, info)
-        return TrainResult(model_path=final, run_info_path=info_path, run_info=info, container_command=command)
+        )
+        info_path = info.write(out)
+        return TrainResult(final, info_path, info.to_dict(), container_command=plan.script)
+
+
+def _nemo_versions() -> dict:
+    import lightning
+    import nemo
+
+    return {"nemo": nemo.__version__, "lightning": lightning.__version__}

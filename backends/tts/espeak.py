@@ -1,17 +1,24 @@
 """Local synthesizer: espeak-ng (accepts phoneme input) resampled to 16 kHz mono 16-bit by sox.
 
 The default synthesizer because it runs offline everywhere; quality is robotic, which is fine for
-exercising the pipeline and for pronunciation-tier experiments (`[[...]]` phoneme input).
+exercising the pipeline and for pronunciation-tier experiments: an override's phonemes replace the term inside
+the sentence as espeak's inline `[[...]]` mnemonics (IPA is converted first), and everything else goes through
+espeak's own grapheme-to-phoneme rules (`ipa_source = "g2p"`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
+from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, espeak_mnemonics
 from asr_flywheel.errors import FlywheelError
 
 
@@ -26,11 +33,66 @@ def _require(tool: str) -> str:
     return path
 
 
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def with_phonemes(text: str, pronunciations: Sequence[Pronunciation]) -> str:
+    """`text` with each pronounced phrase replaced by `[[mnemonics]]` (whole words, any case)."""
+    for p in pronunciations:
+        pattern = re.compile(rf"(?<!\w){re.escape(p.phrase)}(?!\w)", re.IGNORECASE)
+        if not pattern.search(text):
+            raise SynthesisError(f"pronounced phrase {p.phrase!r} does not occur in {text!r}")
+        text = pattern.sub(lambda _m, p=p: f"[[{espeak_mnemonics(p)}]]", text)
+    return text
+
+
+@cache
+def _voice_problem(espeak: str, voice: str) -> str | None:
+    res = _run([espeak, "-q", "-x", "-v", voice, "--", "a"])
+    if res.returncode == 0:
+        return None
+    said = (res.stderr.strip() or res.stdout.strip() or f"espeak-ng exited {res.returncode}").removeprefix("Error: ")
+    return f"{said} (list them with `espeak-ng --voices=en`)"
+
+
+def _foreign_letters(text: str) -> list[str]:
+    """Letters an English voice would spell out by script name ("Chinese letter ...") instead of saying."""
+    return [c for c in dict.fromkeys(text) if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN")]
+
+
 class EspeakSynthesizer:
     name = "espeak-ng"
+    #: The manifest's `ipa_source` for words spoken by espeak's own grapheme-to-phoneme rules.
+    g2p_source = "g2p"
+    #: Talkers of the babble noise: voices a build usually does not use for its rows.
+    babble_voices = ("en-us+f3", "en-gb+m3", "en-029", "en-gb-scotland", "en-us+m4", "en-gb-x-rp+f2", "en-us-nyc")
 
     def __init__(self, speed_wpm: int = 160):
         self.speed_wpm = speed_wpm
+
+    def check_voice(self, voice: str) -> str | None:
+        """Why espeak-ng cannot use `voice` (None when it can)."""
+        return _voice_problem(_require("espeak-ng"), voice)
+
+    def unspeakable(self, text: str, voice: str) -> str | None:
+        """Why `voice` cannot say `text` (None when it can): foreign script for an English voice, or no phonemes."""
+        if voice.split("+")[0].startswith("en"):
+            foreign = _foreign_letters(text)
+            if foreign:
+                return f"letters outside the Latin script: {''.join(foreign)}"
+        res = _run([_require("espeak-ng"), "-q", "-x", "-v", voice, "--", text])
+        if res.returncode != 0:
+            return res.stderr.strip()[:200] or f"espeak-ng exited {res.returncode}"
+        if not res.stdout.strip():
+            return "espeak-ng produces no phonemes for it"
+        return None
+
+    def check_pronunciation(self, p: Pronunciation) -> str | None:
+        try:
+            return None if espeak_mnemonics(p) else "no phonemes"
+        except PhonemeError as exc:
+            return str(exc)
 
     def synthesize(
         self,
@@ -40,14 +102,21 @@ class EspeakSynthesizer:
         voice: str | None = None,
         phonemes: str | None = None,
         sample_rate: int = 16000,
+        pronunciations: Sequence[Pronunciation] = (),
     ) -> Path:
-        """Write a WAV for `text` (or for espeak phoneme mnemonics in `phonemes`). Atomic: temp + rename."""
+        """Write a WAV for `text` (or for espeak phoneme mnemonics in `phonemes`). Atomic: temp + rename.
+
+        `pronunciations` say phrases of `text` with given phonemes (verified overrides, lexicon entries).
+        """
         espeak, sox = _require("espeak-ng"), _require("sox")
         if not (phonemes or text or "").strip():
             raise SynthesisError("nothing to synthesise: empty text")
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        spoken = f"[[{phonemes}]]" if phonemes else text
+        try:
+            spoken = f"[[{phonemes}]]" if phonemes else with_phonemes(text, pronunciations)
+        except PhonemeError as exc:
+            raise SynthesisError(str(exc)) from None
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             raw = Path(tmp) / "raw.wav"
             final = Path(tmp) / "final.wav"
@@ -55,14 +124,11 @@ class EspeakSynthesizer:
             if voice:
                 cmd += ["-v", voice]
             # "--" so text starting with "-" is never read as an option.
-            res = subprocess.run([*cmd, "--", spoken], capture_output=True, text=True)
+            res = _run([*cmd, "--", spoken])
             if res.returncode != 0 or not raw.exists():
                 raise SynthesisError(f"espeak-ng failed ({res.returncode}): {res.stderr.strip()[:300]}")
-            res = subprocess.run(
-                [sox, "-q", str(raw), "-r", str(sample_rate), "-c", "1", "-b", "16", str(final)],
-                capture_output=True,
-                text=True,
-            )
+            # -R: repeatable dither, so the same text gives byte-identical audio (deterministic builds and corpora).
+            res = _run([sox, "-q", "-R", str(raw), "-r", str(sample_rate), "-c", "1", "-b", "16", str(final)])
             if res.returncode != 0:
                 raise SynthesisError(f"sox failed ({res.returncode}): {res.stderr.strip()[:300]}")
             os.replace(final, out)

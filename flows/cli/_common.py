@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 
 from asr_flywheel.config import FlywheelConfig, load_config
-from asr_flywheel.errors import InputError
+from asr_flywheel.errors import TERMINAL_LIMIT, InputError
 
 
 def config_from(args) -> FlywheelConfig:
     return load_config(getattr(args, "config", None))
 
 
-def print_problems(err: InputError, as_json: bool) -> None:
+def print_problems(err: InputError, as_json: bool, *, json_flag: bool = True) -> None:
+    """Every problem as JSON on stdout (--json); the first TERMINAL_LIMIT on stderr, the full list in a file."""
     if as_json:
         print(json.dumps([p.to_dict() for p in err.problems], ensure_ascii=False, indent=2))
-    print(err.render(), file=sys.stderr)
+    hint = ""
+    if len(err.problems) > TERMINAL_LIMIT:
+        fd, name = tempfile.mkstemp(prefix="flywheel-problems-", suffix=".jsonl")
+        os.close(fd)
+        hint = f"full list in {err.write_problems(name)}" + ("" if as_json or not json_flag else " or with --json")
+    print(err.render(TERMINAL_LIMIT, full_list_hint=hint), file=sys.stderr)
 
 
 def overrides(args) -> dict:

@@ -43,7 +43,7 @@ def cmd_cycle(args) -> int:
         force_finetune_reason=args.force_finetune,
         deploy_model=args.deploy,
     )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 

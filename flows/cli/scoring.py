@@ -1,4 +1,8 @@
-"""Scoring verbs: score hypotheses, gate, split, decide, compare, and transcribe-and-score (eval)."""
+"""Scoring verbs: score hypotheses, gate, split, decide, compare, and transcribe-and-score (eval).
+
+Each verb checks its arguments and output location first, then calls the step the flow calls (`flows.steps`):
+the files a verb writes are the files that step writes inside a cycle.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,66 @@ import sys
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.cycle import require_writable_dir
+from asr_flywheel.errors import InputError
 from asr_flywheel.flows.cli._common import config_from, progress_bar
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value}")
+    return value
+
+
+def known_categories(cfg: FlywheelConfig, names: list[str] | None, flag: str) -> tuple[str, ...] | None:
+    """Categories named on the command line must be in the configured vocabulary (a typo would silently
+    select no rows and change the outcome)."""
+    if not names:
+        return None
+    unknown = [c for c in names if c not in cfg.manifest.categories]
+    if unknown:
+        raise InputError(
+            f"{flag}: unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(cfg.manifest.categories)}; extend `[manifest] categories` in the configuration)"
+        )
+    return tuple(names)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score hypotheses against a manifest; write per-cycle files")
     p.add_argument("manifest")
-    p.add_argument("--hyps", required=True, help='JSONL of {"audio_filepath": ..., "hyp": ...}')
-    p.add_argument("--out", required=True)
+    p.add_argument("--hyps", required=True, help='JSONL of {"audio_filepath": ..., "hyp"/"pred_text": ...}')
+    p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--cycle", type=int, default=0)
     p.add_argument("--model-name", default="unknown")
     p.add_argument("--scope", default="all rows", help="label for the rows scored (e.g. 'held-out rows')")
     p.add_argument("--family", help="manifest family id (default: the manifest's absolute path)")
     p.add_argument("--audio-check", action="store_true", help="also check audio headers (not needed to score)")
     p.set_defaults(func=cmd_score)
-    p = sub.add_parser("gate", help="apply the fixed gate to a metrics.json; write gate.json")
+    p = sub.add_parser("gate", help="apply the fixed gate to a metrics.json; write gate.json and gate.md")
     p.add_argument("metrics")
     p.add_argument("--priority", nargs="+", help="priority categories (default from config: drug)")
     g = p.add_mutually_exclusive_group()
@@ -39,18 +88,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="treat as a later evaluation (default: decided from --history; first if none)",
     )
     p.add_argument("--history", help="directory searched for earlier gate.json records")
-    p.add_argument("--out", help="directory for gate.json (default: next to METRICS)")
+    p.add_argument("--out", help="directory for gate.json / gate.md (default: next to METRICS)")
     p.add_argument("--force-finetune", metavar="REASON", help="proceed to fine-tuning past a failed gate (recorded)")
     p.set_defaults(func=cmd_gate)
     p = sub.add_parser("split", help="term-aware train/validation split")
     p.add_argument("manifest")
     p.add_argument("--out", required=True)
-    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--val-fraction", type=fraction, help="validation share, strictly between 0 and 1")
     p.add_argument("--seed", type=int)
+    p.add_argument("--holdout-terms", type=non_negative_int, help="hold out every row of N whole terms")
     p.add_argument("--priority", nargs="+")
     p.add_argument("--no-audio-check", action="store_true")
     p.set_defaults(func=cmd_split)
-    p = sub.add_parser("decide", help="apply the decision table to cycle N vs N+1; write decision.json")
+    p = sub.add_parser("decide", help="apply the decision table to cycle N vs N+1; write decision.json/.md")
     p.add_argument("before", help="cycle N metrics.json (per_sample.jsonl must sit next to it)")
     p.add_argument("after", help="cycle N+1 metrics.json on held-out rows")
     p.add_argument("--targets", nargs="+", help="targeted categories (default: the gate's priority)")
@@ -65,124 +115,132 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="render the cycle-comparison table for two metrics files")
     p.add_argument("before")
     p.add_argument("after")
-    p.add_argument("--out", help="also write the markdown here")
+    p.add_argument("--out", help="also write the markdown to this file")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("eval", help="transcribe a manifest with a model (batched) and score it")
     p.add_argument("manifest")
-    p.add_argument("--model", required=True, help="catalogue name, .nemo file or Hugging Face model directory")
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=8, help="8 suits CPUs; raise to 32+ on a GPU")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="catalogue name, .nemo file or Hugging Face model directory")
+    what.add_argument(
+        "--endpoint",
+        dest="model",
+        metavar="URL",
+        help="a served model: triton://HOST:PORT/NAME[/VERSION], tritongrpc://..., riva://HOST:PORT or rivas://",
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="8 suits CPUs; raise to 32+ on a GPU")
     p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
     p.add_argument("--cycle", type=int, default=0)
     p.add_argument("--scope", default="all rows")
     p.set_defaults(func=cmd_eval)
 
 
+def print_paths(paths) -> None:
+    for p in paths:
+        print(f"  {Path(p).name}: {p}")
+
+
 def cmd_score(args) -> int:
-    from asr_flywheel.hyps import align_hyps, read_hyps
-    from asr_flywheel.scoring import score_manifest, write_score_outputs
+    from asr_flywheel.flows import steps
+    from asr_flywheel.hyps import load_hyps
     from asr_flywheel.validation import load_manifest
 
     cfg = config_from(args)
+    out = require_writable_dir(args.out)
+    if Path(args.hyps).is_dir():
+        raise InputError(f"--hyps {args.hyps} is a directory; give the hypotheses JSONL file")
     manifest = load_manifest(args.manifest, cfg, check_audio=args.audio_check)
-    hyps = align_hyps(manifest, read_hyps(args.hyps), hyps_name=str(args.hyps))
-    report = score_manifest(
-        manifest, hyps, config=cfg, model_name=args.model_name, cycle=args.cycle, scope=args.scope, family=args.family
+    record = steps.score(
+        out=out,
+        manifest=manifest,
+        hyps=load_hyps(args.hyps, manifest),
+        model_ref=args.model_name,
+        cfg=cfg,
+        cycle=args.cycle,
+        scope=args.scope,
+        family=args.family,
     )
-    paths = write_score_outputs(report, args.out)
-    m = report.metrics
-    ker = "n/a" if m["ker"] is None else f"{m['ker']:.3f}"
-    print(
-        f"scored {m['n']} rows: WER {m['wer']:.3f}  CER {m['cer']:.3f}  KER {ker} (n={m['ker_n']})  SER {m['ser']:.3f}"
-    )
-    for kind, p in paths.items():
-        print(f"  {kind}: {p}")
+    print(record.headline())
+    print_paths(record.files)
     return 0
 
 
 def cmd_gate(args) -> int:
-    from asr_flywheel.gate import evaluate_gate, history_records, is_first_eval, render_gate
-    from asr_flywheel.scoring import load_metrics
+    from asr_flywheel.flows import steps
+    from asr_flywheel.gate import history_records
 
     cfg = config_from(args)
-    metrics = load_metrics(args.metrics)
-    history = history_records(args.history, "gate.json")
-    first = args.first_eval if args.first_eval is not None else is_first_eval(history, metrics)
-    result = evaluate_gate(
-        metrics, cfg.gate, first_eval=first, priority=tuple(args.priority) if args.priority else None
+    priority = known_categories(cfg, args.priority, "--priority")
+    out = require_writable_dir(args.out or Path(args.metrics).parent)
+    record = steps.gate(
+        metrics_path=args.metrics,
+        out_dir=out,
+        cfg=cfg,
+        history=history_records(args.history, "gate.json"),
+        first_eval=args.first_eval,
+        priority=priority,
+        force_reason=args.force_finetune,
     )
-    if args.force_finetune is not None:
-        result = result.force(args.force_finetune)
-    out = Path(args.out) if args.out else Path(args.metrics).parent
-    fio.write_json(out / "gate.json", result.to_dict())
-    print(render_gate(result), end="")
-    print(f"wrote {out / 'gate.json'}")
+    print(record.markdown, end="")
+    print(f"wrote {record.gate_json} and {record.gate_md}")
     return 0
 
 
 def cmd_split(args) -> int:
-    from asr_flywheel.split import split_manifest, write_split
+    from asr_flywheel.flows import steps
     from asr_flywheel.validation import validate_manifest
 
-    cfg = config_from(args).replace("split", val_fraction=args.val_fraction, seed=args.seed)
+    cfg = config_from(args).replace(
+        "split", val_fraction=args.val_fraction, seed=args.seed, holdout_terms=args.holdout_terms
+    )
+    priority = known_categories(cfg, args.priority, "--priority")
+    out = require_writable_dir(args.out)
     report = validate_manifest(args.manifest, cfg, check_audio=not args.no_audio_check)
-    manifest = report.raise_if_invalid()
-    priority = tuple(args.priority) if args.priority else cfg.gate.priority
-    result = split_manifest(manifest, cfg.split, priority, min_priority_rows=cfg.gate.min_priority_rows)
-    for w in result.warnings:
+    report.raise_if_invalid()
+    record = steps.split(report=report, out_dir=out, cfg=cfg, priority=priority)
+    for w in record.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    durations = {a: i.duration for a, i in report.audio.items()}
-    paths = write_split(manifest, result, cfg.split, args.out, durations)
-    print(f"split {len(manifest)} rows: {len(result.train)} train, {len(result.validation)} validation")
-    for cat, c in result.counts.items():
+    print(
+        f"split {record.train_rows + record.validation_rows} rows: {record.train_rows} train, "
+        f"{record.validation_rows} validation"
+    )
+    for cat, c in record.counts.items():
         print(f"  {cat}: {c['train']} train / {c['validation']} validation")
-    for kind, p in paths.items():
-        print(f"  {kind}: {p}")
+    print_paths(record.files)
     return 0
 
 
 def cmd_decide(args) -> int:
-    from asr_flywheel.decision import decide, render_decision
+    from asr_flywheel.flows import steps
     from asr_flywheel.gate import history_records
-    from asr_flywheel.scoring import load_metrics, load_per_sample
 
     cfg = config_from(args)
-    after_metrics = load_metrics(args.after)
-    load_metrics(args.before)
-    targets = tuple(args.targets) if args.targets else cfg.decision_targets
-    result, _ = decide(
-        load_per_sample(args.before),
-        load_per_sample(args.after),
-        cfg.decision,
-        cfg.stats,
-        targets=targets,
+    targets = known_categories(cfg, args.targets, "--targets")
+    out = require_writable_dir(args.out or Path(args.after).parent)
+    record = steps.decide(
+        before_metrics=args.before,
+        after_metrics=args.after,
+        out_dir=out,
+        cfg=cfg,
         history=history_records(args.history, "decision.json"),
-        cycle=int(after_metrics.get("cycle", 0)),
-        manifest_family=after_metrics.get("manifest_family", ""),
+        targets=targets,
         require_significance=True if args.require_significance else None,
     )
-    out = Path(args.out) if args.out else Path(args.after).parent
-    fio.write_json(out / "decision.json", result.to_dict())
-    print(render_decision(result), end="")
-    print(f"wrote {out / 'decision.json'}")
+    print(record.markdown, end="")
+    print(f"wrote {record.decision_json} and {record.decision_md}")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from asr_flywheel.compare import compare_samples
+    from asr_flywheel.flows import steps
     from asr_flywheel.leaderboard import render_comparison
-    from asr_flywheel.scoring import load_metrics, load_per_sample
 
     cfg = config_from(args)
-    b, a = load_metrics(args.before), load_metrics(args.after)
-    cmp = compare_samples(
-        load_per_sample(args.before),
-        load_per_sample(args.after),
-        cfg.stats,
-        before_label=f"cycle {b.get('cycle', 'N')}",
-        after_label=f"cycle {a.get('cycle', 'N+1')}",
-    )
-    text = render_comparison(cmp)
+    if args.out:
+        require_writable_dir(Path(args.out).parent or Path("."), "--out's directory")
+        if Path(args.out).is_dir():
+            raise InputError(f"--out {args.out} is a directory; give a file name for the markdown")
+    text = render_comparison(steps.compare(before_metrics=args.before, after_metrics=args.after, cfg=cfg))
     if args.out:
         fio.write_text(args.out, text)
     print(text, end="")
@@ -203,9 +261,6 @@ def cmd_eval(args) -> int:
         scope=args.scope,
         progress=progress_bar("transcribing"),
     )
-    m = res.report.metrics
-    ker = "n/a" if m["ker"] is None else f"{m['ker']:.3f}"
-    print(f"\nscored {m['n']} rows: WER {m['wer']:.3f}  CER {m['cer']:.3f}  KER {ker}  SER {m['ser']:.3f}")
-    for kind, p in res.paths.items():
-        print(f"  {kind}: {p}")
+    print("\n" + res.record.headline())
+    print_paths(res.record.files)
     return 0

@@ -1,4 +1,4 @@
-"""Local Prefect server verbs: start/stop the server and create the deployments."""
+"""Local Prefect server verbs: start/stop the server, create the deployments, run a worker."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from asr_flywheel.errors import InputError
 from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
 
 
@@ -19,6 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--home", help="PREFECT_HOME for the server (default: <workspace>/prefect)")
     p.set_defaults(func=cmd_server)
+    p = sub.add_parser(
+        "worker",
+        help="run a process worker for the deployments, with this configuration (no hidden environment needed)",
+    )
+    p.add_argument("--home", help="PREFECT_HOME of the server (default: <workspace>/prefect)")
+    p.set_defaults(func=cmd_worker)
+
+
+def server_home(args, cfg) -> Path:
+    return Path(args.home or Path(cfg.workspace) / "prefect").resolve()
 
 
 def cmd_server(args) -> int:
@@ -28,13 +39,18 @@ def cmd_server(args) -> int:
     if args.action == "deployments":
         return cmd_deployments(args)
     cfg = config_from(args)
-    home = Path(args.home or Path(cfg.workspace) / "prefect")
+    home = server_home(args, cfg)
     if args.action == "down":
-        print("stopped" if server.stop(home) else f"no server running for {home}")
+        workers = server.stop_workers(home)
+        if workers:
+            print(f"stopped {len(workers)} worker(s) started by `flywheel worker` (pid {', '.join(map(str, workers))})")
+        print("stopped the Prefect server" if server.stop(home) else f"no server running for {home}")
         return 0
     current = server.running(home)
     if args.action == "status":
         print(f"running at {current.url} (pid {current.pid})" if current else "not running")
+        for pid in server.worker_pids(home):
+            print(f"worker running (pid {pid})")
         return 0 if current else 1
     if current is None:
         current = server.start(home, args.port)
@@ -42,16 +58,62 @@ def cmd_server(args) -> int:
     print(f"Prefect server: {current.url}  (UI; SQLite and logs under {current.home})")
     print(f"work pool '{server.POOL}' and concurrency limit '{server.GPU_SLOT}' are ready. Next:")
     print(f"  export PREFECT_API_URL={current.api_url}")
-    print("  flywheel server deployments && prefect worker start --pool flywheel-pool")
+    print("  flywheel server deployments && flywheel worker")
     return 0
 
 
 def cmd_deployments(args) -> int:
+    from asr_flywheel.flows import server
+    from asr_flywheel.flows.events import api_url
+
+    cfg = config_from(args)
+    url = api_url()
+    server.prepare(url)
+    print(server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:])
+    for name, why in server.apply_schedules(url, cfg).items():
+        print(f"  {name}: {why}")
+    return 0
+
+
+def config_location(args) -> Path | None:
+    """The configuration file this CLI call uses, as an absolute path (what the worker's flow runs must read)."""
+    candidate = args.config or os.environ.get("FLYWHEEL_CONFIG")
+    if candidate is None and Path("flywheel.toml").is_file():
+        candidate = "flywheel.toml"
+    if candidate is None:
+        return None
+    p = Path(candidate).resolve()
+    if not p.is_file():
+        raise InputError(f"configuration file not found: {p}")
+    return p
+
+
+def cmd_worker(args) -> int:
+    """Run `prefect worker start` in the foreground with FLYWHEEL_CONFIG and PREFECT_API_URL set, so the flow runs
+    it starts read the same configuration as this command; `flywheel server down` stops it."""
     prefect_env_defaults()
     from asr_flywheel.flows import server
     from asr_flywheel.flows.events import api_url
 
-    url = api_url()
-    server.prepare(url)
-    print(server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:])
-    return 0
+    cfg = config_from(args)
+    home = server_home(args, cfg)
+    current = server.running(home)
+    url = os.environ.get("PREFECT_API_URL") or (current.api_url if current else None)
+    if not url:
+        raise InputError(f"no Prefect server: run `flywheel server up` first (none running for {home})")
+    os.environ["PREFECT_API_URL"] = url
+    extra = {"PREFECT_WORKER_QUERY_SECONDS": "5"}
+    location = config_location(args)
+    if location is not None:
+        extra["FLYWHEEL_CONFIG"] = str(location)
+    api_url()  # the same check `publish` makes
+    proc = server.start_worker(url, home, extra, log=None, foreground=True)
+    (home / f"worker-{proc.pid}.pid").write_text(f"{proc.pid}\n")
+    print(f"worker {proc.pid} on pool '{server.POOL}' ({url}); configuration: {location or 'built-in defaults'}")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        server.stop_process_group(proc.pid)
+        return 130
+    finally:
+        (home / f"worker-{proc.pid}.pid").unlink(missing_ok=True)

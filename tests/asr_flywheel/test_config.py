@@ -1,6 +1,7 @@
 import pytest
 
-from asr_flywheel.config import FlywheelConfig, load_config
+from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
+from asr_flywheel.config_source import key_lines
 from asr_flywheel.errors import InputError
 
 
@@ -42,3 +43,82 @@ def test_env_var_selects_the_file(tmp_path, monkeypatch):
     p.write_text('workspace = "/data/fw"\n')
     monkeypatch.setenv("FLYWHEEL_CONFIG", str(p))
     assert load_config().workspace == "/data/fw"
+
+
+def test_errors_name_the_file_and_the_line_of_each_bad_key(tmp_path):
+    p = tmp_path / "flywheel.toml"
+    p.write_text(
+        'workspace = "w"\n'
+        "[gate]\n"
+        "min_rows = 10\n"
+        "finetune_abov = 0.4\n"
+        "\n"
+        "[split]\n"
+        "val_fraction = 1.5   # out of range\n"
+        "[bogus]\n"
+        "x = 1\n"
+    )
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert str(p) in exc.value.summary
+    assert {(pr.field, pr.line) for pr in exc.value.problems} == {("gate.finetune_abov", 4), ("bogus", 8)}
+    assert "line 4: gate.finetune_abov: unknown key" in str(exc.value)
+
+    p.write_text("[gate]\nmin_rows = 10\n[split]\nseed = 1\nval_fraction = 1.5\n")
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert [(pr.field, pr.line) for pr in exc.value.problems] == [("split.val_fraction", 5)]
+
+
+def test_a_toml_syntax_error_names_the_file_line_and_column(tmp_path):
+    p = tmp_path / "flywheel.toml"
+    p.write_text("[gate]\nmin_rows = 10\npriority = [drug]\n")
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert str(p) in exc.value.summary and "not valid TOML" in exc.value.summary
+    (problem,) = exc.value.problems
+    assert problem.line == 3 and "column" in problem.reason
+
+
+def test_key_lines_cover_tables_dotted_and_quoted_keys():
+    text = '# c\nworkspace = "w"\ngate.min_rows = 3\n[hyperparameters]\n"lr" = 1e-4\n  epochs=2\n'
+    text += '[cycle]\nbackend = ""\n'
+    lines = key_lines(text)
+    assert lines["workspace"] == 2 and lines["gate.min_rows"] == 3 and lines["hyperparameters"] == 4
+    assert lines["hyperparameters.lr"] == 5 and lines["hyperparameters.epochs"] == 6 and lines["cycle.backend"] == 8
+
+
+def test_unknown_hyperparameter_in_the_file_is_refused_with_its_line(tmp_path):
+    """The real NeMo trainer plugin decides what is known; nothing is trained or imported to find out."""
+    p = tmp_path / "flywheel.toml"
+    p.write_text("[gate]\nmin_rows = 10\n\n[hyperparameters]\nepochs = 2\nepochz = 3\n")
+    cfg = load_config(p)
+    with pytest.raises(InputError) as exc:
+        check_hyperparameters(cfg, "nemo")
+    assert str(p) in exc.value.summary
+    assert [(pr.line, pr.field) for pr in exc.value.problems] == [(6, "hyperparameters.epochz")]
+    assert "not a NeMo hyperparameter" in str(exc.value)
+
+
+def test_flags_override_the_file_and_bad_flags_are_named_as_flags(tmp_path):
+    p = tmp_path / "flywheel.toml"
+    p.write_text("[hyperparameters]\nepochs = 2\nlr = 1e-4\n")
+    cfg = load_config(p)
+    assert check_hyperparameters(cfg, "nemo", {"epochs": 5}) == {"epochs": 5, "lr": 1e-4}
+    assert check_hyperparameters(FlywheelConfig(), "hf", {}) == {}
+    with pytest.raises(InputError) as exc:
+        check_hyperparameters(cfg, "nemo", {"epochs": 0, "max_step": 1})
+    assert [str(pr).split(" (")[0] for pr in exc.value.problems] == [
+        "command line: --set max_step: not a NeMo hyperparameter"
+    ]
+    with pytest.raises(InputError, match=r"command line: --epochs: must be a positive number, got 0"):
+        check_hyperparameters(cfg, "nemo", {"epochs": 0})
+    with pytest.raises(InputError, match=r"line 3: hyperparameters.lr: must be a positive number"):
+        check_hyperparameters(load_config(_write(p, "[hyperparameters]\nepochs = 2\nlr = -1.0\n")), "hf")
+    with pytest.raises(InputError, match="unknown trainer backend 'acme'"):
+        check_hyperparameters(cfg, "acme")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

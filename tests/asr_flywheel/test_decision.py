@@ -94,3 +94,112 @@ def test_saturated_categories_are_called_out_on_no_change():
 def test_no_targeted_rows_is_an_input_error():
     with pytest.raises(InputError, match="targeted categories"):
         decide(samples([1, 0], cat="lab"), samples([1, 0], cat="lab"), DecisionConfig(), STATS, targets=("drug",))
+
+
+# --- beyond the methodology: unseen terms, the control guard, metrics files without per-row data ----------
+
+
+def test_decision_uses_seen_terms_only_and_reports_unseen_terms_apart():
+    before = samples([1] * 20)
+    after = [{**r, "seen_term": True} for r in samples([0] * 10 + [1] * 5)]  # seen: 10 of 15 fixed
+    after += [
+        {"audio_filepath": f"a{15 + i}", "ker": 1, "entity_category": "drug", "seen_term": False} for i in range(5)
+    ]
+    r, _ = decide(before, after, DEFAULT, STATS, targets=("drug",))
+    assert r.n_targeted == 15 and r.ker_after == pytest.approx(5 / 15) and r.decision is Decision.KEEP
+    assert r.unseen["all"]["n"] == 5 and r.unseen["all"]["ker_after"] == 1.0
+    assert any("seen terms only" in n for n in r.notes)
+    assert "Unseen terms" in render_decision(r)
+
+
+def test_control_wer_rising_past_the_guard_is_regressed_whatever_the_ker():
+    from asr_flywheel.control import ControlCheck
+
+    ok = ControlCheck(wer_before=0.20, wer_after=0.22, n=50, max_rise=0.10)  # +10 % exactly: within
+    bad = ControlCheck(wer_before=0.20, wer_after=0.2201, n=50, max_rise=0.10)
+    assert run(50, 10, control=ok).decision is Decision.KEEP
+    r = run(50, 10, control=bad)
+    assert r.decision is Decision.REGRESSED and not r.keep
+    assert "0.200 → 0.220" in r.reason and "KEEP" in r.reason
+    assert r.control["regressed"] and "REGRESSED" in render_decision(r)
+    assert run(50, 48, control=bad).decision is Decision.REGRESSED  # overrides NO_CHANGE too
+
+
+def test_control_check_from_metrics_refuses_different_control_sets():
+    from asr_flywheel.control import control_check
+
+    c = control_check(
+        {"wer": 0.1, "n": 9, "manifest_version": "v1"}, {"wer": 0.3, "n": 9, "manifest_version": "v1"}, DEFAULT
+    )
+    assert c.regressed and c.rise == pytest.approx(2.0)
+    with pytest.raises(InputError, match="different manifests"):
+        control_check(
+            {"wer": 0.1, "n": 9, "manifest_version": "v1"}, {"wer": 0.1, "n": 9, "manifest_version": "v2"}, DEFAULT
+        )
+
+
+def write_scored(dirpath, kers, cats=None, *, per_row=True, **extra):
+    """A scored cycle directory as score_manifest writes it: metrics.json (+ per_sample.jsonl)."""
+    import numpy as np
+
+    from asr_flywheel import io as fio
+    from asr_flywheel.scoring import ker_breakdown
+
+    cats = cats or ["drug"] * len(kers)
+    rows = [
+        {"audio_filepath": f"a{i}", "ker": k, "entity_category": c}
+        for i, (k, c) in enumerate(zip(kers, cats, strict=True))
+    ]
+    metrics = {
+        "n": len(kers),
+        "ker": sum(kers) / len(kers),
+        "cycle": 2,
+        "manifest_family": "fam",
+        "scope": "x",
+        "ker_by_entity_category": ker_breakdown(cats, np.array(kers, dtype=float), STATS),
+        "ker_by_ipa_source": {},
+        **extra,
+    }
+    dirpath.mkdir(parents=True)
+    if per_row:
+        fio.write_jsonl(dirpath / "per_sample.jsonl", rows)
+    return fio.write_json(dirpath / "metrics.json", metrics)
+
+
+def test_decide_files_is_paired_when_per_row_data_exists(tmp_path):
+    from asr_flywheel.config import FlywheelConfig
+    from asr_flywheel.decision_files import decide_files
+
+    b = write_scored(tmp_path / "b", [1] * 10)
+    a = write_scored(tmp_path / "a", [0] * 5 + [1] * 5)
+    r = decide_files(b, a, FlywheelConfig())
+    assert r.paired and r.ci_low is not None and r.decision is Decision.KEEP
+
+
+def test_decide_files_without_per_row_data_is_unpaired_on_aggregates_without_ci(tmp_path):
+    from asr_flywheel.config import FlywheelConfig
+    from asr_flywheel.decision_files import decide_files
+
+    b = write_scored(tmp_path / "b", [1] * 10 + [0] * 10, per_row=False)
+    a = write_scored(tmp_path / "a", [1] * 4 + [0] * 6, per_row=True)  # only one side has rows: still unpaired
+    r = decide_files(b, a, FlywheelConfig())
+    assert not r.paired and r.decision is Decision.KEEP
+    assert r.ci_low is None and r.significant is None
+    md = render_decision(r)
+    assert "unpaired (no per-row data): no confidence interval" in md and "no CI" in md
+    assert r.to_dict()["paired"] is False
+    with pytest.raises(InputError, match="significance was required"):
+        decide_files(b, a, FlywheelConfig(), require_significance=True)
+
+
+def test_decide_files_refuses_an_after_scored_on_training_rows_unless_allowed(tmp_path):
+    from asr_flywheel.config import FlywheelConfig
+    from asr_flywheel.decision_files import decide_files
+
+    b = write_scored(tmp_path / "b", [1] * 10)
+    a = write_scored(tmp_path / "a", [0] * 10, training_rows=8, scope="all rows")
+    with pytest.raises(InputError, match="including 8 training row"):
+        decide_files(b, a, FlywheelConfig())
+    r = decide_files(b, a, FlywheelConfig(), allow_training_rows=True)
+    assert r.includes_training_rows and r.notes[0].startswith("WARNING")
+    assert "WARNING: the after numbers include training rows" in render_decision(r)

@@ -62,3 +62,30 @@ def test_comparison_table_has_paired_ci():
     md = render_comparison(compare_samples(before, after, StatsConfig(bootstrap_resamples=500)))
     assert "| drug | 20 | 1.000 | 0.200 | -0.800 * | -80.0% |" in md
     assert "95% CI of Δ" in md
+
+
+def test_control_set_section_shows_wer_before_after_and_the_verdict():
+    from asr_flywheel.control import ControlCheck
+
+    md = render_leaderboard(metrics(), control=ControlCheck(0.2, 0.3, 40, 0.1))
+    assert "## Control set (general English)" in md
+    assert "| WER (mean of rows) | 0.200 | 0.300 | +50.0% | +10% | 40 |" in md
+    assert "REGRESSED" in md
+    assert "REGRESSED" not in render_leaderboard(metrics(), control=ControlCheck(0.2, 0.21, 40, 0.1))
+
+
+def test_per_term_rows_show_what_the_model_wrote():
+    term = {
+        "ker": 0.9,
+        "n": 10,
+        "ci_low": 0.7,
+        "ci_high": 1.0,
+        "entity_category": "drug",
+        "misrecognitions": {
+            "top": [{"text": "cefa zolin", "count": 3}, {"text": "", "count": 1}],
+            "aligned_rows": 4,
+            "missed_rows": 9,
+        },
+    }
+    md = render_leaderboard(metrics(ker_by_term={"cefazolin": term}))
+    assert '| cefazolin | drug | "cefa zolin" (3×), (nothing) (1×) — first 4 of 9 misses | 0.900 |' in md

@@ -85,3 +85,16 @@ def test_ascii_fast_path_agrees_with_unicode_path(texts):
 def test_output_has_single_spaces_and_no_edges(s):
     out = normalize(s)
     assert out == " ".join(out.split())
+
+
+def test_combining_marks_are_dropped_so_accented_and_plain_spellings_match():
+    assert normalize("Café-au-lait") == normalize("cafe-au-lait") == "cafe-au-lait"
+    assert normalize("Sjögren's") == "sjogrens"
+    assert normalize("Ménière’s disease") == "menieres disease"
+
+
+def test_every_mark_and_punctuation_character_is_inside_the_deletion_scan():
+    # Guards the speed-up in _punctuation_patterns for combining marks (which reach into plane 14).
+    from asr_flywheel.normalize import _deleted_outside_scan
+
+    assert _deleted_outside_scan() == []

@@ -5,7 +5,7 @@ import pytest
 
 from asr_flywheel.errors import InputError
 from asr_flywheel.hyps import align_hyps, read_hyps
-from asr_flywheel.scoring import BREAKDOWNS, load_per_sample, score_manifest, write_score_outputs
+from asr_flywheel.scoring import BREAKDOWNS, load_per_sample, per_sample_rows, score_manifest, write_score_outputs
 from asr_flywheel.validation import load_manifest
 from helpers import CLINICAL_SENTENCES, write_manifest
 
@@ -125,3 +125,82 @@ def test_csv_quotes_fields_that_need_it(tmp_path, synth):
     with open(out["results"]) as fh:
         rows = list(csv.DictReader(fh))
     assert rows[0]["audio_filepath"].endswith("a,b.wav")
+
+
+def in_memory(rows):
+    from pathlib import Path
+
+    from asr_flywheel.manifest import Manifest
+
+    return Manifest(Path("/data/m.jsonl"), rows, list(range(1, len(rows) + 1)), [r["audio_filepath"] for r in rows])
+
+
+def drug_row(i, text, term):
+    return {"audio_filepath": f"/data/{i}.wav", "text": text, "term": term, "entity_category": "drug"}
+
+
+def test_reference_empty_after_normalisation_is_an_input_error_naming_its_line():
+    m = in_memory([drug_row(0, "give cefazolin now", "cefazolin"), {"audio_filepath": "/data/1.wav", "text": "..."}])
+    with pytest.raises(InputError) as exc:
+        score_manifest(m, ["give cefazolin now", "x"])
+    assert [(p.line, p.field) for p in exc.value.problems] == [(2, "text")]
+
+
+def test_missed_terms_list_their_most_frequent_misrecognitions_with_counts():
+    rows = [drug_row(i, "give cefazolin two grams now", "cefazolin") for i in range(6)]
+    rows.append(drug_row(6, "start metoprolol tartrate daily", "metoprolol tartrate"))
+    hyps = ["give cefa zolin two grams now"] * 3 + ["give cefazolin two grams now", "give now", "give sefazolin two"]
+    hyps.append("start metoprolol tartrate daily")
+    report = score_manifest(in_memory(rows), hyps)
+    mis = report.metrics["ker_by_term"]["cefazolin"]["misrecognitions"]
+    assert mis["top"][0] == {"text": "cefa zolin", "count": 3}
+    assert {"text": "", "count": 1} in mis["top"] and mis["missed_rows"] == 5
+    assert "misrecognitions" not in report.metrics["ker_by_term"]["metoprolol tartrate"]  # never missed
+    from asr_flywheel.leaderboard import render_leaderboard
+
+    board = render_leaderboard(report.metrics)
+    assert '| cefazolin | drug | "cefa zolin" (3×), ' in board
+
+
+def test_seen_and_unseen_terms_are_reported_apart_and_marked_per_row():
+    rows = [drug_row(i, "give cefazolin now", "cefazolin") for i in range(4)]
+    rows += [drug_row(4 + i, "start nystatin now", "Nystatin") for i in range(2)]
+    hyps = ["give cefazolin now"] * 3 + ["give cefa zolin now"] + ["start statin now"] * 2
+    report = score_manifest(in_memory(rows), hyps, seen_terms={"Cefazolin"}, train_audio={"/data/0.wav"})
+    m = report.metrics
+    assert m["ker_by_seen"]["seen"]["ker"] == pytest.approx(0.25) and m["ker_by_seen"]["seen"]["n"] == 4
+    assert m["ker_by_seen"]["unseen"] == pytest.approx({"ker": 1.0, "n": 2, "ci_low": 1.0, "ci_high": 1.0})
+    assert m["ker_by_term"]["nystatin"]["seen"] is False and m["ker_by_term"]["cefazolin"]["seen"] is True
+    assert m["training_rows"] == 1
+    assert [r["seen_term"] for r in per_sample_rows(report)] == [True] * 4 + [False] * 2
+    from asr_flywheel.leaderboard import render_leaderboard
+
+    assert "## Seen vs unseen terms" in render_leaderboard(m)
+
+
+def test_without_a_split_there_is_no_seen_breakdown_and_training_rows_are_unknown(clinical_manifest):
+    m = load_manifest(clinical_manifest, check_audio=False)
+    metrics = score_manifest(m, ["x"] * len(m)).metrics
+    assert "ker_by_seen" not in metrics and metrics["training_rows"] is None
+
+
+def test_hypotheses_accept_nemo_pred_text(tmp_path):
+    h = tmp_path / "h.jsonl"
+    h.write_text(
+        '{"audio_filepath": "a.wav", "pred_text": "give cefazolin"}\n{"audio_filepath": "b.wav", "hyp": "x"}\n'
+    )
+    assert read_hyps(h) == {str(tmp_path / "a.wav"): "give cefazolin", str(tmp_path / "b.wav"): "x"}
+
+
+def test_relative_hyp_paths_fall_back_to_the_manifest_directory(clinical_manifest, tmp_path):
+    from asr_flywheel.hyps import load_hyps
+
+    m = load_manifest(clinical_manifest, check_audio=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rels = [r["audio_filepath"] for r in m.rows]  # relative to the manifest's directory, not to elsewhere/
+    h = write_hyps(elsewhere / "hyps.jsonl", [(a, f"hyp {i}") for i, a in enumerate(rels)])
+    assert load_hyps(h, m) == [f"hyp {i}" for i in range(len(m))]
+    h2 = write_hyps(elsewhere / "bad.jsonl", [("nowhere/x.wav", "y")])
+    with pytest.raises(InputError, match="resolved against the hypotheses file's directory"):
+        load_hyps(h2, m)

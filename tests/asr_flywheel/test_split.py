@@ -77,3 +77,42 @@ def test_growing_the_manifest_keeps_most_validation_rows_held_out(tmp_path):
     small, big = manifest({"drug": 50}, tmp_path), manifest({"drug": 60}, tmp_path)
     v = lambda m: {m.rows[i]["audio_filepath"] for i in split_manifest(m, SplitConfig(), ("drug",)).validation}  # noqa: E731
     assert len(v(small) & v(big)) >= 8  # of 10; a shuffle-based split would keep ~2
+
+
+def termed(terms_rows: dict[str, int], tmp_path) -> Manifest:
+    rows = [
+        {"audio_filepath": f"audio/{t}{i}.wav", "text": f"give {t} now", "term": t, "entity_category": "drug"}
+        for t, k in terms_rows.items()
+        for i in range(k)
+    ]
+    return Manifest(tmp_path / "m.jsonl", rows, list(range(1, len(rows) + 1)), [r["audio_filepath"] for r in rows])
+
+
+def test_holdout_terms_sends_every_row_of_whole_terms_to_validation_deterministically(tmp_path):
+    m = termed({f"term{k}": 4 for k in range(6)}, tmp_path)
+    r = split_manifest(m, SplitConfig(holdout_terms=2), ("drug",))
+    assert len(r.heldout_terms) == 2 and set(r.heldout_terms) <= set(r.unseen_terms)
+    terms = [row["term"] for row in m.rows]
+    assert not {terms[i] for i in r.train} & set(r.heldout_terms)
+    assert sum(terms[i] in r.heldout_terms for i in r.validation) == 8
+    assert r == split_manifest(m, SplitConfig(holdout_terms=2), ("drug",))  # same seed, same split
+    others = {split_manifest(m, SplitConfig(holdout_terms=2, seed=s), ("drug",)).heldout_terms for s in range(6)}
+    assert len(others) > 1  # the seed chooses
+
+
+def test_holding_out_every_term_is_refused(tmp_path):
+    with pytest.raises(InputError, match="at least one must remain"):
+        split_manifest(termed({"a": 5, "b": 5}, tmp_path), SplitConfig(holdout_terms=2), ("drug",))
+
+
+def test_split_json_records_seen_terms_and_read_split_returns_them(tmp_path):
+    from asr_flywheel.split import read_split
+
+    m = termed({"cefazolin": 5, "Nystatin": 5, "heparin": 5}, tmp_path)
+    m.audio_paths = [str(tmp_path / a) for a in m.audio_paths]
+    r = split_manifest(m, SplitConfig(holdout_terms=1), ("drug",))
+    write_split(m, r, SplitConfig(holdout_terms=1), tmp_path / "split")
+    info = read_split(tmp_path / "split")
+    assert info.seen_terms == set(r.seen_terms) and len(info.seen_terms) == 2
+    assert "nystatin" in r.seen_terms + r.unseen_terms  # normalised
+    assert info.train_audio == {m.audio_paths[i] for i in r.train}

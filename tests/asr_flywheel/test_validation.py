@@ -143,6 +143,33 @@ def test_term_must_occur_normalised_and_contiguous_in_text(tmp_path):
     assert any(p[:2] == (6, "term") and "no words after normalisation" in p[2] for p in got)
 
 
+def test_term_inside_a_longer_word_is_not_in_text_and_accents_fold(tmp_path):
+    """Validation applies the same whole-word rule as KER: a substring of a longer word is not the term."""
+    m = write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            row(text="start nystatin now", term="statin"),
+            row(audio_filepath="b.wav", text="wash the face", term="ace"),
+            row(audio_filepath="c.wav", text="cafe-au-lait spots", term="Café-au-lait"),
+            row(audio_filepath="d.wav", text="Sjögren's syndrome", term="sjogrens"),
+        ],
+    )
+    got = problems(m, check_audio=False)
+    assert [(p[0], p[1]) for p in got] == [(1, "term"), (2, "term")]
+    assert all("does not occur" in p[2] for p in got)
+
+
+def test_reference_normalising_to_nothing_is_a_problem_named_by_line(tmp_path):
+    m = write_manifest(
+        tmp_path / "m.jsonl",
+        [row(), {"audio_filepath": "b.wav", "text": "..."}, {"audio_filepath": "c.wav", "text": "</s>"}],
+    )
+    with pytest.raises(InputError) as exc:
+        load_manifest(m, check_audio=False)
+    assert [(p.line, p.field) for p in exc.value.problems] == [(2, "text"), (3, "text")]
+    assert "line 2: text: has no words after normalisation" in exc.value.render()
+
+
 def test_text_with_only_punctuation_is_rejected(tmp_path):
     m = write_manifest(tmp_path / "m.jsonl", [{"audio_filepath": "a.wav", "text": "?!"}])
     assert problems(m, check_audio=False) == [

@@ -141,3 +141,56 @@ def test_bundled_example_scores_and_gates_without_audio_or_model(tmp_path, capsy
     assert main(["gate", str(out / "metrics.json")]) == 0
     gate = json.loads((out / "gate.json").read_text())
     assert gate["rows"] == 120 and gate["outcome"] == "FINETUNE" and gate["priority_ker"] > 0.3
+
+
+def test_config_is_accepted_before_and_after_the_verb(clinical_manifest, tmp_path, capsys):
+    cfg = tmp_path / "fw.toml"
+    cfg.write_text("[gate]\nmin_priority_rows = 3\n")
+    for argv in (
+        ["--config", str(cfg), "split", str(clinical_manifest), "--out", str(tmp_path / "a")],
+        ["split", str(clinical_manifest), "--out", str(tmp_path / "b"), "--config", str(cfg)],
+    ):
+        assert main(argv) == 0, capsys.readouterr().err  # without the file: 3 drug rows < 5 refuses
+    assert main(["split", str(clinical_manifest), "--out", str(tmp_path / "c")]) == 2
+    cfg.write_text("[gate]\nmin_priority_rows = 3\nmin_prioriy_rows = 3\n")
+    assert main(["split", str(clinical_manifest), "--out", str(tmp_path / "d"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid configuration in {cfg}" in err and "line 3: gate.min_prioriy_rows: unknown key" in err
+
+
+def test_an_unexpected_exception_is_one_error_line_and_exit_1(monkeypatch, capsys):
+    from asr_flywheel.plugins.manager import Plugins
+
+    def broken(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Plugins, "base_models", broken)  # stands in for any bug or broken environment
+    monkeypatch.delenv("FLYWHEEL_DEBUG", raising=False)
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: RuntimeError: disk on fire", "rerun with FLYWHEEL_DEBUG=1 for the traceback"]
+    monkeypatch.setenv("FLYWHEEL_DEBUG", "1")
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: disk on fire" in err
+
+
+def test_a_malformed_set_is_exit_2_before_anything_runs(tmp_path, capsys):
+    assert main(["train", str(tmp_path), "--base", "nvidia/parakeet-ctc-0.6b", "--out", "o", "--set", "epochs"]) == 2
+    assert "--set expects key=value, got 'epochs'" in capsys.readouterr().err
+
+
+def test_long_problem_lists_are_capped_with_the_full_list_in_a_file_and_json(tmp_path, capsys):
+    row = {"text": "a", "term": "a", "entity_category": "drug"}
+    rows = [{"audio_filepath": f"missing{i}.wav", **row} for i in range(60)]
+    bad = write_manifest(tmp_path / "bad.jsonl", rows)
+    assert main(["validate", str(bad), "--json"]) == 2
+    out = capsys.readouterr()
+    assert len(json.loads(out.out)) == 60
+    lines = out.err.splitlines()
+    problem_lines = [line for line in lines if line.startswith("  line ")]
+    assert len(problem_lines) == 50
+    (more,) = [line for line in lines if "... and 10 more" in line]
+    full = Path(more.split("full list in ")[1].split()[0])
+    assert len(full.read_text().splitlines()) == 60
+    full.unlink()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,12 @@ import pytest
 from asr_flywheel.registry import Registry
 from helpers import write_manifest, write_tiny_cycle_config
 
+#: Decision thresholds under which any measurable change is KEEP: the tiny model's numbers are noise, and the
+#: approval tests need a KEEP candidate to approve or reject.
+ALWAYS_KEEP = {"keep_drop": -100.0, "grow_drop": -200.0}
 
-def run_cycle(manifest: Path, config: Path, **kw) -> tuple[dict, str]:
+
+def run_cycle(manifest: Path, config: Path, **kw):
     from asr_flywheel.flows.cycle import flywheel_cycle
 
     state = flywheel_cycle(manifest=str(manifest), config_path=str(config), return_state=True, **kw)
@@ -25,16 +32,73 @@ def artifacts_of(client, run_id: str) -> dict[str, object]:
     return {a.key or f"progress-{a.id}": a for a in arts}
 
 
+def paused_run(client, config: Path, timeout: float = 300.0):
+    """The flow run of `config` once it is paused for approval."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateName
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused"])))
+        )
+        mine = [r for r in runs if r.parameters.get("config_path") == str(config)]
+        if mine:
+            return mine[0]
+        time.sleep(0.5)
+    raise AssertionError("the cycle never paused for approval")
+
+
+def cycle_with_review(manifest: Path, config: Path, client, *, approve: bool, reviewer: str, reason: str):
+    """Run a cycle that pauses for approval; check the champion is unchanged while paused; answer the form."""
+    from prefect.flow_runs import resume_flow_run
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = run_cycle(manifest, config)
+        except BaseException as exc:  # surfaced below
+            box["error"] = exc
+
+    # Prefect's settings (the test server's URL) live in context variables, which a new thread does not inherit.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(target,))
+    worker.start()
+    run = paused_run(client, config)
+    workspace = config.parent / "workspace"
+    champion_while_paused = Registry(workspace / "registry").champion()
+    candidates = Registry(workspace / "registry").models()
+    resume_flow_run(run.id, run_input={"approve": approve, "reviewer": reviewer, "reason": reason})
+    worker.join(timeout=300)
+    if "error" in box:
+        raise box["error"]
+    return box["result"], champion_while_paused, candidates
+
+
 @pytest.fixture(scope="module")
 def full_cycle(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("cycle")
-    config = write_tiny_cycle_config(root / "flywheel.toml", root / "workspace", nemo_tiny_models["ctc"])
-    result, run_id = run_cycle(tiny_dataset, config)
-    return {"result": result, "run_id": run_id, "workspace": root / "workspace", "config": config}
+    config = write_tiny_cycle_config(
+        root / "flywheel.toml",
+        root / "workspace",
+        nemo_tiny_models["ctc"],
+        decision=ALWAYS_KEEP,
+        cycle={"require_approval": True},
+    )
+    (result, run_id), champion_while_paused, candidates = cycle_with_review(
+        tiny_dataset, config, prefect_client, approve=True, reviewer="dr-lee", reason="held-out drugs improved"
+    )
+    return {
+        "result": result,
+        "run_id": run_id,
+        "workspace": root / "workspace",
+        "config": config,
+        "champion_while_paused": champion_while_paused,
+        "candidates_while_paused": candidates,
+    }
 
 
 def test_full_cycle_writes_every_artifact_and_registers_the_model(full_cycle):
-    assert full_cycle["result"]["status"] == "complete"
+    assert full_cycle["result"].status == "complete"
     cycle = full_cycle["workspace"] / "cycles" / "cycle-0001"
     for rel in [
         "baseline/per_sample.jsonl",
@@ -42,6 +106,7 @@ def test_full_cycle_writes_every_artifact_and_registers_the_model(full_cycle):
         "baseline/leaderboard_cycle1.md",
         "baseline/offline_hyps.jsonl",
         "gate.json",
+        "gate.md",
         "split/train.jsonl",
         "split/validation.jsonl",
         "model/adapted_model.nemo",
@@ -49,58 +114,138 @@ def test_full_cycle_writes_every_artifact_and_registers_the_model(full_cycle):
         "after/offline_hyps.jsonl",
         "after/leaderboard_cycle2.md",
         "decision.json",
+        "decision.md",
+        "ker_by_category.png",
     ]:
         assert (cycle / rel).is_file(), rel
     record = json.loads((cycle / "cycle.json").read_text())
-    assert record["status"] == "complete" and record["outcome"] == full_cycle["result"]["outcome"]
-    assert set(record["steps"]) == {"baseline", "gate", "split", "train", "rescore", "decide", "register"}
+    assert record["status"] == "complete" and record["outcome"] == full_cycle["result"].outcome == "KEEP"
+    assert set(record["steps"]) == {
+        "baseline", "gate", "split", "train", "rescore", "decide", "register", "review", "promote"
+    }  # fmt: skip
     # the re-score covers held-out rows only, and says so
     after = json.loads((cycle / "after" / "metrics.json").read_text())
     split = json.loads((cycle / "split" / "split.json").read_text())
     assert after["n"] == split["validation_rows"] and after["scope"].startswith("held-out")
+    assert after["training_rows"] == 0
     assert "## Cycle comparison" in (cycle / "after" / "leaderboard_cycle2.md").read_text()
     models = Registry(full_cycle["workspace"] / "registry").models()
-    assert [m.model_id for m in models] == [full_cycle["result"]["model_id"]]
+    assert [m.model_id for m in models] == [full_cycle["result"].model_id]
     assert models[0].manifest_version == record["manifest_version"] and models[0].architecture == "ctc"
+    png = full_cycle["workspace"] / "charts" / "ker_by_category.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_leaderboards_gate_and_decision_are_artifacts_on_the_server(full_cycle, prefect_client):
+def test_the_champion_changes_only_after_approval(full_cycle):
+    assert full_cycle["champion_while_paused"] is None  # registered as a candidate, not promoted, while paused
+    assert [m.model_id for m in full_cycle["candidates_while_paused"]] == [full_cycle["result"].model_id]
+    reg = Registry(full_cycle["workspace"] / "registry")
+    assert reg.champion().model_id == full_cycle["result"].model_id and full_cycle["result"].champion_changed
+    assert reg.champion().review == {**reg.champion().review, "approved": True, "reviewer": "dr-lee"}
+    assert "approved by dr-lee" in reg.champion_history()[-1]["reason"]
+
+
+def test_a_rejected_candidate_leaves_the_champion_and_says_who_and_why(
+    prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    config = write_tiny_cycle_config(
+        tmp_path / "flywheel.toml",
+        tmp_path / "workspace",
+        nemo_tiny_models["ctc"],
+        epochs=1,
+        decision=ALWAYS_KEEP,
+        cycle={"require_approval": True},
+    )
+    (result, run_id), champion_while_paused, _ = cycle_with_review(
+        tiny_dataset, config, prefect_client, approve=False, reviewer="dr-okafor", reason="heparin got worse"
+    )
+    assert champion_while_paused is None
+    assert result.outcome == "REJECTED" and result.decision == "KEEP" and not result.champion_changed
+    assert result.review == "rejected by dr-okafor: heparin got worse"
+    reg = Registry(tmp_path / "workspace" / "registry")
+    assert reg.champion() is None and reg.champion_history() == []
+    model = reg.get(result.model_id)
+    assert model.review["approved"] is False and model.review["reviewer"] == "dr-okafor"
+    record = json.loads((tmp_path / "workspace" / "cycles" / "cycle-0001" / "cycle.json").read_text())
+    assert record["outcome"] == "REJECTED" and "dr-okafor" in record["review"]
+    run = prefect_client.read_flow_run(run_id)
+    assert "REJECTED" in run.state.message and "outcome-rejected" in run.tags
+
+
+def test_artifacts_have_one_key_per_cycle_and_kind_and_are_flow_level(full_cycle, prefect_client):
     arts = artifacts_of(prefect_client, full_cycle["run_id"])
     for key in (
-        "leaderboard-cycle-1",
-        "leaderboard-cycle-2",
-        "comparison-cycle-2",
-        "gate-cycle-1",
-        "gate-table-cycle-1",
-        "decision-cycle-1",
-        "decision-table-cycle-1",
-        "ker-by-category-cycle-1",
+        "cycle-1-baseline-leaderboard",
+        "cycle-1-heldout-leaderboard",
+        "cycle-1-comparison",
+        "cycle-1-baseline-ker-by-category",
+        "cycle-1-heldout-ker-by-category",
+        "cycle-1-gate",
+        "cycle-1-gate-table",
+        "cycle-1-decision",
+        "cycle-1-decision-table",
+        "cycle-1-chart",
+        "cycle-1-outcome",
     ):
         assert key in arts, sorted(arts)
-    assert arts["leaderboard-cycle-1"].type == "markdown" and "## 5. Per-term KER" in arts["leaderboard-cycle-1"].data
-    assert arts["decision-table-cycle-1"].type == "table"
+    board = arts["cycle-1-baseline-leaderboard"]
+    assert board.type == "markdown" and "## 5. Per-term KER" in board.data and "Leaderboard — cycle 1" in board.data
+    assert "Leaderboard — cycle 2" in arts["cycle-1-heldout-leaderboard"].data  # cycle N's held-out board
+    for key in ("cycle-1-baseline-leaderboard", "cycle-1-heldout-leaderboard", "cycle-1-decision", "cycle-1-outcome"):
+        assert arts[key].task_run_id is None, key  # flow-level: on the run page itself
+    assert "data:image/png;base64," in arts["cycle-1-chart"].data
+    assert arts["cycle-1-decision-table"].type == "table"
     progress = [a for k, a in arts.items() if k.startswith("progress-")]
     assert len(progress) >= 3 and all(a.data == 100.0 for a in progress)  # 2 transcriptions + training, finished
 
 
-def test_the_same_manifest_version_never_starts_a_second_cycle(full_cycle):
-    from asr_flywheel.flows.cycle import flywheel_cycle
+def test_the_run_page_says_the_cycle_and_its_outcome(full_cycle, prefect_client):
+    run = prefect_client.read_flow_run(full_cycle["run_id"])
+    assert run.name == "cycle-1"
+    assert {"cycle-1", "outcome-keep"} <= set(run.tags)
+    assert run.state.message.startswith("cycle 1: KEEP (approved by dr-lee")
 
+
+def test_the_same_manifest_version_never_starts_a_second_cycle(full_cycle, prefect_client):
     manifest = json.loads((full_cycle["workspace"] / "cycles" / "cycle-0001" / "cycle.json").read_text())["manifest"]
-    again = flywheel_cycle(manifest=manifest, config_path=str(full_cycle["config"]))
-    assert again == {"status": "duplicate", "cycle": 1, "outcome": full_cycle["result"]["outcome"]}
+    again, run_id = run_cycle(Path(manifest), full_cycle["config"])
+    assert (again.status, again.cycle, again.outcome) == ("duplicate", 1, "KEEP")
     assert [p.name for p in (full_cycle["workspace"] / "cycles").iterdir()] == ["cycle-0001"]
+    run = prefect_client.read_flow_run(run_id)  # visibly different from a cycle that ran
+    assert run.name == "cycle-1-already-cycled" and "duplicate" in run.tags
+    assert "already cycled" in run.state.message and "nothing to do" in run.state.message
 
 
 def test_a_failed_gate_stops_the_cycle_with_its_reason(prefect_server, nemo_tiny_models, tiny_dataset, tmp_path):
+    small = small_manifest(tiny_dataset, tmp_path)
+    config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
+    result, _ = run_cycle(small, config)
+    assert (result.status, result.cycle, result.outcome) == ("stopped-at-gate", 1, "GROW_MANIFEST")
+    assert not (tmp_path / "ws" / "cycles" / "cycle-0001" / "model").exists()
+
+
+def small_manifest(tiny_dataset: Path, tmp_path: Path) -> Path:
     rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()][:12]
     for r in rows:
         r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
-    small = write_manifest(tmp_path / "small.jsonl", rows)
+    return write_manifest(tmp_path / "small.jsonl", rows)
+
+
+def test_a_cycle_that_failed_before_training_is_retried_with_the_corrected_base(
+    prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    small = small_manifest(tiny_dataset, tmp_path)
     config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
-    result, _ = run_cycle(small, config)
-    assert result == {"status": "stopped-at-gate", "cycle": 1, "outcome": "GROW_MANIFEST"}
-    assert not (tmp_path / "ws" / "cycles" / "cycle-0001" / "model").exists()
+    broken = tmp_path / "broken.nemo"
+    broken.write_bytes(b"not a nemo archive")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises for a corrupt archive
+        run_cycle(small, config, base_model=str(broken))
+    record = json.loads((tmp_path / "ws" / "cycles" / "cycle-0001" / "cycle.json").read_text())
+    assert record["start"]["model"] == str(broken) and record["status"] == "running"
+    result, _ = run_cycle(small, config, base_model=str(nemo_tiny_models["ctc"]))
+    assert (result.status, result.cycle) == ("stopped-at-gate", 1)  # the same cycle, now from the corrected base
+    record = json.loads((tmp_path / "ws" / "cycles" / "cycle-0001" / "cycle.json").read_text())
+    assert record["start"]["model"] == str(nemo_tiny_models["ctc"])
 
 
 def test_bad_manifest_fails_fast_naming_the_rows(prefect_server, nemo_tiny_models, tmp_path):
@@ -127,7 +272,7 @@ def test_secrets_appear_in_no_log_artifact_record_or_command_file(
         monkeypatch.setenv(k, v)
     config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"], epochs=1)
     result, run_id = run_cycle(tiny_dataset, config)
-    assert result["status"] == "complete"
+    assert result.status == "complete"
 
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogWorker

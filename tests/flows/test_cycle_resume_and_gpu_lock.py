@@ -65,7 +65,7 @@ def test_a_cycle_killed_mid_training_resumes_without_redoing_finished_steps(
     from asr_flywheel.flows.cycle import flywheel_cycle
 
     result = flywheel_cycle(manifest=str(tiny_dataset), config_path=str(config))
-    assert result["status"] == "complete" and result["cycle"] == 1
+    assert result.status == "complete" and result.cycle == 1
     after = record(ws)
     for step in ("baseline", "gate", "split"):
         assert after["steps"][step]["finished_at"] == before["steps"][step]["finished_at"], step

@@ -15,6 +15,15 @@ from asr_flywheel.manifest import append_rows
 from helpers import write_manifest, write_tiny_cycle_config
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+BROWSER_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def runs_of(client, deployment_id) -> list:
@@ -67,6 +76,8 @@ def test_deployments_from_prefect_yaml(e2e, prefect_client):
     d = e2e["deployments"]
     assert {"cycle-scheduled", "cycle-on-manifest-growth", "cycle-manual", "manifest-watch"} <= set(d)
     assert d["cycle-scheduled"].schedules[0].schedule.cron == "0 3 * * *"
+    # created paused: without `[cycle] manifest` / `[cycle] watch` they could only fail or do nothing
+    assert [s.active for s in d["cycle-scheduled"].schedules + d["manifest-watch"].schedules] == [False, False]
     growth = d["cycle-on-manifest-growth"]
     assert growth.global_concurrency_limit.limit == 1  # one cycle at a time; later versions queue
     assert str(growth.concurrency_options.collision_strategy).endswith("ENQUEUE")
@@ -111,16 +122,65 @@ def test_growth_events_start_exactly_one_cycle_per_manifest_version(e2e, prefect
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     for run in runs:
+        n = run.name.removeprefix("cycle-")
+        assert n.isdigit(), run.name  # runs are named after their cycle
         keys = {
             a.key
             for a in prefect_client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
         }
-        assert any(k and k.startswith("leaderboard-cycle-") for k in keys), keys
-        assert any(k and k.startswith("decision-cycle-") for k in keys), keys
+        assert {f"cycle-{n}-baseline-leaderboard", f"cycle-{n}-heldout-leaderboard", f"cycle-{n}-decision"} <= keys
 
     assert runs_of(prefect_client, e2e["deployments"]["cycle-scheduled"].id) == []
     assert runs_of(prefect_client, e2e["deployments"]["cycle-manual"].id) == []
     e2e["runs"] = runs
+
+
+def test_artifacts_read_as_the_history_of_the_flywheel(e2e, prefect_client):
+    """The README's reading: the Artifacts page lists one key per cycle and kind, and every version of a key
+    belongs to that cycle's run (cycle N's held-out board never lands on cycle N+1's baseline key)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    if "runs" not in e2e:
+        pytest.skip("needs the cycles of the previous test")
+    run_names = {r.id: r.name for r in e2e["runs"]}
+    boards = prefect_client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="cycle-%-leaderboard"))
+    )
+    mine = [a for a in boards if a.flow_run_id in run_names]
+    assert {a.key for a in mine} == {
+        f"cycle-{n}-{kind}-leaderboard" for n in (1, 2) for kind in ("baseline", "heldout")
+    }
+    for a in mine:
+        n = int(a.key.split("-")[1])
+        assert run_names[a.flow_run_id] == f"cycle-{n}", (a.key, run_names[a.flow_run_id])
+        assert f"# Leaderboard — cycle {n if 'baseline' in a.key else n + 1}" in a.data
+
+
+def test_a_forced_publication_starts_a_new_run_and_a_new_cycle(e2e, prefect_client):
+    """`publish --force` is not swallowed by the trigger's debounce: the run it starts cycles the version again."""
+    from asr_flywheel.config import load_config
+    from asr_flywheel.flows.events import publish
+
+    cfg = load_config(e2e["config"])
+    small = write_manifest(e2e["root"] / "small" / "manifest.jsonl", e2e["rows"][:12])  # stops at the gate: cheap
+    dep = e2e["deployments"]["cycle-on-manifest-growth"]
+    before = len(runs_of(prefect_client, dep.id))
+    assert publish(small, cfg).status == "published"
+    wait_completed(prefect_client, dep.id, before + 1, e2e["worker_log"])
+    assert publish(small, cfg).status == "unchanged"
+    assert publish(small, cfg, force=True).status == "published"
+    runs = wait_completed(prefect_client, dep.id, before + 2, e2e["worker_log"])
+    forced = [r for r in runs if r.parameters.get("recycle") in (True, "True", "true")]
+    assert len(forced) == 1 and forced[0].state_name == "Completed"
+    claims = list((e2e["root"] / "workspace" / "claims").glob("*.json"))
+    small_claim = [json.loads(c.read_text()) for c in claims if json.loads(c.read_text())["manifest"] == str(small)]
+    assert len(small_claim) == 1 and len(small_claim[0]["earlier_cycles"]) == 1  # a new cycle of the same version
+    assert forced[0].name == f"cycle-{small_claim[0]['cycle']}"
+
+
+def test_the_server_log_has_no_database_lock_errors(e2e, prefect_server):
+    log = (prefect_server.home / "server.log").read_text(errors="replace")
+    assert "database is locked" not in log
 
 
 def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_server, prefect_client):
@@ -133,23 +193,14 @@ def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_serve
     art = next(
         a
         for a in prefect_client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="leaderboard-cycle-%"))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="cycle-%-baseline-leaderboard"))
         )
         if a.type == "markdown"
     )
     ARTIFACT_DIR.mkdir(exist_ok=True)
     shot = ARTIFACT_DIR / "prefect-ui-leaderboard.png"
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=flags)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=BROWSER_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.goto(f"{prefect_server.url}/v2/artifacts/artifact/{art.id}", wait_until="domcontentloaded")
         table = page.locator("table", has_text="KER").first
@@ -159,3 +210,28 @@ def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_serve
         browser.close()
     assert "WER (mean of rows)" in text and "SER" in text
     assert shot.stat().st_size > 10_000
+
+
+def test_the_ker_chart_displays_in_the_prefect_ui(e2e, prefect_server, prefect_client):
+    """The chart artifact (PNG embedded as a data: URI) is drawn by the real UI; the screenshot is kept."""
+    from playwright.sync_api import sync_playwright
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    if "runs" not in e2e:
+        pytest.skip("needs the cycles of the previous test")
+    art = prefect_client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cycle-2-chart"])))[
+        0
+    ]
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    shot = ARTIFACT_DIR / "prefect-ui-ker-chart.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=BROWSER_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{prefect_server.url}/v2/artifacts/artifact/{art.id}", wait_until="domcontentloaded")
+        img = page.locator("img[src^='data:image/png']").first
+        img.wait_for(state="visible", timeout=60000)
+        size = img.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert size[0] > 300 and size[1] > 200  # the PNG decoded and drew
+    assert shot.stat().st_size > 20_000

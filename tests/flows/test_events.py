@@ -18,8 +18,36 @@ def test_resource_id_is_stable_per_manifest_file(tmp_path):
 def test_event_carries_version_as_label_and_rows_in_payload(tmp_path):
     e = growth_event(tmp_path / "m.jsonl", "abc", 10, 4)
     assert e["event"] == EVENT and e["resource"]["flywheel.manifest.hash"] == "abc"
-    assert e["payload"] == {"rows": 10, "added_rows": 4, "content_hash": "abc", "manifest": str(tmp_path / "m.jsonl")}
+    assert e["resource"]["flywheel.manifest.publication"] == "abc"  # the trigger debounces per publication
+    assert e["payload"] == {
+        "rows": 10,
+        "added_rows": 4,
+        "content_hash": "abc",
+        "manifest": str(tmp_path / "m.jsonl"),
+        "forced": False,
+    }
     assert growth_event(tmp_path / "m.jsonl", "abc", 10, 4)["id"] == e["id"]  # replays are the same event
+
+
+def test_a_forced_publication_is_a_new_event_the_debounce_cannot_swallow(tmp_path):
+    normal = growth_event(tmp_path / "m.jsonl", "abc", 10, 0)
+    forced = [growth_event(tmp_path / "m.jsonl", "abc", 10, 0, forced=True) for _ in range(2)]
+    labels = {e["resource"]["flywheel.manifest.publication"] for e in [normal, *forced]}
+    assert len(labels) == 3 and all(e["payload"]["forced"] is True for e in forced)
+    assert len({e["id"] for e in [normal, *forced]}) == 3
+    assert all(e["resource"]["flywheel.manifest.hash"] == "abc" for e in forced)  # still the same version
+
+
+def test_publishing_a_manifest_without_its_audio_says_how_to_make_it(tmp_path):
+    bad = write_manifest(tmp_path / "m.jsonl", [{"audio_filepath": "audio/a.wav", "text": "give cefazolin"}])
+    with pytest.raises(InputError, match="flywheel build TERMS.csv --out") as err:
+        publish(bad, FlywheelConfig(workspace=str(tmp_path / "ws")), url="http://127.0.0.1:9")
+    assert "line 1: audio_filepath: audio file not found" in str(err.value)
+
+
+def test_watching_a_missing_manifest_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="not found: .*nope.jsonl"):
+        watch([str(tmp_path / "nope.jsonl")], FlywheelConfig(workspace=str(tmp_path / "ws")), once=True)
 
 
 def test_an_invalid_manifest_is_never_announced(tmp_path):

@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from asr_flywheel import hookimpl
@@ -79,3 +84,61 @@ def test_stock_sft_is_allowed_and_unknown_methods_are_refused():
         check_sft_request("nvidia/parakeet-ctc-0.6b", Decoder.CTC, "adapter")
     with pytest.raises(RefusedError, match="unknown fine-tuning method"):
         check_sft_request("nvidia/parakeet-ctc-0.6b", Decoder.CTC, "distill")
+
+
+def install_broken_plugin(site, name: str = "acme-broken") -> None:
+    """A real installed distribution (dist-info with an entry point) whose module fails to import."""
+    pkg = site / "acme_broken_plugin"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import acme_dependency_that_is_not_installed\n")
+    info = site / "acme_broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[asr_flywheel]\n{name} = acme_broken_plugin\n")
+
+
+def test_a_plugin_that_fails_to_import_is_recorded_by_name_and_the_others_still_load(tmp_path, monkeypatch):
+    install_broken_plugin(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = new_plugin_manager()
+    plugins = Plugins(pm)
+    (broken,) = plugins.broken()
+    assert broken.name == "acme-broken" and broken.target == "acme_broken_plugin"
+    assert "ModuleNotFoundError" in broken.error and "acme_dependency_that_is_not_installed" in broken.error
+    assert "nvidia/parakeet-tdt-0.6b-v2" in plugins.base_models()  # unrelated plugins are unaffected
+    assert plugins.trainer("nemo").name == "nemo"
+    with pytest.raises(InputError, match=r"unknown deployer .acme.*failed to load: acme-broken \(acme_broken_plugin"):
+        plugins.deployer("acme")
+
+
+def test_a_hook_that_raises_is_recorded_and_skipped():
+    class Raising:
+        @hookimpl
+        def register_base_models(self):
+            raise RuntimeError("catalogue server unreachable")
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(Raising(), name="flaky")
+    pm.register(ThirdParty(), name="acme")
+    plugins = Plugins(pm)
+    assert list(plugins.base_models()) == ["acme/asr-1b"]
+    assert [str(b) for b in plugins.broken()] == [
+        "flaky (hook register_base_models): RuntimeError: catalogue server unreachable"
+    ]
+
+
+def test_a_broken_plugin_does_not_break_unrelated_verbs_and_models_names_it(tmp_path, clinical_manifest):
+    """Real processes: the broken distribution is on PYTHONPATH like any installed package."""
+    site = tmp_path / "site"
+    install_broken_plugin(site)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    flywheel = Path(sys.executable).with_name("flywheel")
+    models = subprocess.run([str(flywheel), "models"], env=env, capture_output=True, text=True, timeout=120)
+    assert models.returncode == 0, models.stderr
+    assert "nvidia/parakeet-tdt-0.6b-v2" in models.stdout
+    assert "warning: plugin acme-broken (acme_broken_plugin): ModuleNotFoundError" in models.stderr
+    validate = subprocess.run(
+        [str(flywheel), "validate", str(clinical_manifest)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert validate.returncode == 0 and "8 rows valid" in validate.stdout
+    assert "Traceback" not in models.stderr + validate.stderr

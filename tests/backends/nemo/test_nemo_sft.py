@@ -6,6 +6,7 @@ TDT training is checked on a GPU when one is available (tests marked `gpu`).
 
 import json
 import shlex
+import shutil
 
 import pytest
 
@@ -13,6 +14,7 @@ from asr_flywheel.backends.nemo.trainer import TrainingError, resolve_precision
 from asr_flywheel.errors import InputError, RefusedError
 from asr_flywheel.flows import steps
 from asr_flywheel.plugins.contracts import Decoder
+from asr_flywheel.replay import mix_replay
 
 FAST = {"epochs": 1, "batch_size": 8, "warmup_steps": 1}  # default precision: bf16-mixed → fp32 on CPU
 
@@ -22,23 +24,58 @@ def split_dir(tiny_split):
     return tiny_split
 
 
+GENERAL = ["the weather is nice today", "we walked to the market", "please close the window"]
+
+
 @pytest.fixture(scope="module")
-def trained_ctc(nemo_tiny_models, split_dir, tmp_path_factory):
+def replay_split(split_dir, synth, tmp_path_factory):
+    """A copy of the split with general-English replay rows mixed in (asr_flywheel.replay)."""
+    root = tmp_path_factory.mktemp("replay")
+    rows = [
+        {"audio_filepath": str(synth(t, root / "audio" / f"g{i}.wav")), "text": t} for i, t in enumerate(GENERAL)
+    ]
+    general = root / "general.jsonl"
+    general.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = root / "split"
+    shutil.copytree(split_dir, split)
+    mix_replay(split, general, 0.1, seed=5)
+    return split
+
+
+@pytest.fixture(scope="module")
+def trained_ctc(nemo_tiny_models, replay_split, tmp_path_factory):
     out = tmp_path_factory.mktemp("ctc-sft")
-    return steps.train(split_dir, str(nemo_tiny_models["ctc"]), out, hyperparameters=FAST)
+    return steps.train(replay_split, str(nemo_tiny_models["ctc"]), out, hyperparameters=FAST)
 
 
-def test_ctc_sft_writes_model_and_run_info(trained_ctc, split_dir):
+def test_ctc_sft_writes_model_and_run_info(trained_ctc):
     assert trained_ctc.model_path.name == "adapted_model.nemo" and trained_ctc.model_path.stat().st_size > 0
     info = json.loads(trained_ctc.run_info_path.read_text())
     assert info["architecture"]["decoder"] == "ctc" and info["architecture"]["class"] == "EncDecCTCModelBPE"
     assert info["hyperparameters"]["lr"] == 3e-4 and info["hyperparameters"]["gradient_clip_val"] == 1.0
-    assert info["dataset"]["train"]["rows"] + info["dataset"]["validation"]["rows"] == 32
     assert "val_wer" in info["metrics"] and "train_loss" in info["metrics"]
     assert {"nemo", "torch", "lightning", "flywheel"} <= set(info["versions"])
     assert not (trained_ctc.model_path.parent / ".checkpoints").exists()  # cleaned after a complete save
+
+
+def test_replay_rows_are_recorded_in_the_run_info(trained_ctc):
+    info = json.loads(trained_ctc.run_info_path.read_text())
+    replay = info["replay"]
+    assert replay["rows_mixed"] == 3 and replay["fraction"] == 0.1 and replay["seed"] == 5
+    assert replay["source"].endswith("general.jsonl") and len(replay["source_version"]) == 64
+    assert info["dataset"]["train"]["rows"] == replay["clinical_rows"] + 3
+    assert info["dataset"]["train"]["rows"] + info["dataset"]["validation"]["rows"] == 32 + 3
+
+
+def test_the_run_info_says_what_the_container_run_still_does_differently(trained_ctc):
+    info = json.loads(trained_ctc.run_info_path.read_text())
     argv = shlex.split(trained_ctc.container_command)
-    assert "nvcr.io/nvidia/nemo:25.11.01" in argv
+    assert "nvcr.io/nvidia/nemo:25.11.01" in argv and "--seed" in argv
+    differences = " ".join(info["container"]["differences"])
+    assert "precision: this run used 32" in differences and "device: this run used the CPU" in differences
+    assert "sample rate" not in differences  # read from the local .nemo and forwarded
+    script = (trained_ctc.model_path.parent / "container_command.sh").read_text()
+    assert script == trained_ctc.container_command and script.rstrip().endswith("adapted_model.nemo")
 
 
 def test_trained_model_restores_transcribes_and_scores(trained_ctc, tiny_dataset, tmp_path):
@@ -111,3 +148,48 @@ def test_catalogue_name_that_cannot_be_downloaded_fails_clearly(tmp_path, tiny_d
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match=r"pass the local \.nemo file"):
         steps.load_model("nvidia/parakeet-ctc-0.6b", "nemo")
+
+
+def test_container_prepare_step_gives_the_base_the_runs_spec_augment(nemo_tiny_models, tmp_path):
+    """What `container_entry.py prepare` does inside the container, run here on a tiny model."""
+    from asr_flywheel.backends.nemo._runtime import load_asr_model
+    from asr_flywheel.backends.nemo.container_entry import prepare
+    from asr_flywheel.backends.nemo.recipe import DEFAULTS, spec_augment_config
+
+    masks = spec_augment_config({**DEFAULTS, "time_masks": 7, "freq_width": 9})
+    on = load_asr_model(prepare(str(nemo_tiny_models["ctc"]), str(tmp_path / "on.nemo"), masks))
+    assert on.spec_augmentation is not None
+    assert (on.cfg.spec_augment.time_masks, on.cfg.spec_augment.freq_width) == (7, 9)
+    off = load_asr_model(prepare(str(nemo_tiny_models["ctc"]), str(tmp_path / "off.nemo"), None))
+    assert off.spec_augmentation is None
+
+
+def tiny_weights(path):
+    import io
+    import tarfile
+
+    import torch
+
+    with tarfile.open(path) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("model_weights.ckpt"))
+        return torch.load(io.BytesIO(tar.extractfile(member).read()), map_location="cpu")
+
+
+def test_tiny_models_are_seeded_and_spell_digits_and_hyphens(tmp_path):
+    import torch
+
+    from asr_flywheel.backends.nemo._runtime import load_asr_model
+    from asr_flywheel.backends.nemo.tiny import build_tiny_model
+
+    texts = ["give cefazolin two grams", "the patient is stable"]
+    a, b, c = (
+        build_tiny_model("ctc", texts, tmp_path / f"{n}.nemo", seed=s, subsampling_factor=4)
+        for n, s in (("a", 1), ("b", 1), ("c", 2))
+    )
+    wa, wb, wc = tiny_weights(a), tiny_weights(b), tiny_weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    model = load_asr_model(str(a))
+    assert model.cfg.encoder.subsampling_factor == 4
+    tok = model.tokenizer
+    assert tok.ids_to_text(tok.text_to_ids("a1c piperacillin-tazobactam")) == "a1c piperacillin-tazobactam"

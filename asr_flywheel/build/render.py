@@ -1,0 +1,154 @@
+"""Turning planned utterances into WAV files: synthesise once, write each noise variant, measure its SNR.
+
+Every file is written to a temporary name and renamed into place, so an interrupted build leaves either a
+complete WAV or none. The measured SNR is read back from the written file, and a file off its label by more
+than the tolerance is an error rather than a mislabelled row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asr_flywheel.build.noise import SNR_TOLERANCE_DB, babble_bed, measured_snr, mix_at_snr, noise_for
+from asr_flywheel.build.plan import PlannedRow, Utterance
+from asr_flywheel.errors import FlywheelError
+
+#: Everyday sentences (no clinical terms) spoken by the babble talkers.
+BABBLE_SENTENCES = (
+    "did you see where i left the car keys this morning",
+    "the coffee machine on the third floor is broken again",
+    "we should get lunch before the meeting starts",
+    "my brother is coming to visit next weekend",
+    "the bus was late so i walked the whole way",
+    "can you pass me that folder on the table",
+    "it is supposed to rain all afternoon",
+    "they moved the parking lot entrance around the back",
+)
+
+
+class BuildError(FlywheelError):
+    """Synthesis or mixing failed for a row (the manifest is not written)."""
+
+
+def accepts_pronunciations(synthesizer) -> bool:
+    """Whether a synthesizer's `synthesize` takes `pronunciations=` (phoneme input for override tiers)."""
+    try:
+        params = inspect.signature(synthesizer.synthesize).parameters
+    except (TypeError, ValueError):
+        return False
+    return "pronunciations" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _read_speech(path: Path, sample_rate: int) -> np.ndarray:
+    data, sr = sf.read(str(path), dtype="int16", always_2d=True)
+    if sr != sample_rate or data.shape[1] != 1:
+        raise BuildError(f"synthesizer wrote {sr} Hz, {data.shape[1]} channel(s); expected {sample_rate} Hz mono")
+    return data[:, 0]
+
+
+def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, samples, sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+_BABBLE_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def make_babble(synthesizer, voices: tuple[str, ...], work_dir: Path, sample_rate: int, seed: int) -> np.ndarray:
+    """A babble bed from other synthetic voices: each voice reads every babble sentence; the streams are summed.
+
+    Made once per process for a (synthesizer, voices, rate, seed): builds that append reuse the same bed.
+    """
+    key = (synthesizer.name, tuple(voices), sample_rate, seed)
+    if key not in _BABBLE_CACHE:
+        _BABBLE_CACHE[key] = _make_babble(synthesizer, voices, work_dir, sample_rate, seed)
+    return _BABBLE_CACHE[key]
+
+
+def _make_babble(synthesizer, voices: tuple[str, ...], work_dir: Path, sample_rate: int, seed: int) -> np.ndarray:
+    talkers = []
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".babble-") as tmp:
+        for v, voice in enumerate(voices):
+            parts = []
+            for k, sentence in enumerate(BABBLE_SENTENCES):
+                out = synthesizer.synthesize(sentence, Path(tmp) / f"{v}_{k}.wav", voice=voice, sample_rate=sample_rate)
+                parts.append(_read_speech(Path(out), sample_rate))
+            talkers.append(np.concatenate(parts))
+    return babble_bed(talkers, seed)
+
+
+def _synthesise(utt: Utterance, synthesizer, work_dir: Path, sample_rate: int) -> np.ndarray:
+    kwargs = {"voice": utt.voice, "sample_rate": sample_rate}
+    if utt.pronunciation is not None:
+        kwargs["pronunciations"] = (utt.pronunciation,)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".synth-") as tmp:
+        try:
+            out = synthesizer.synthesize(utt.text, Path(tmp) / "speech.wav", **kwargs)
+        except FlywheelError:
+            raise
+        except Exception as exc:  # a plugin's own failure, reported with the row it was making
+            raise BuildError(f"{synthesizer.name} failed ({type(exc).__name__}: {exc})") from None
+        return _read_speech(Path(out), sample_rate)
+
+
+def _write_row(utt: Utterance, row: PlannedRow, speech, babble, base_dir: Path, sample_rate: int) -> dict:
+    path = base_dir / row.audio_relpath
+    snr = None
+    if row.snr_target is None:
+        _write_wav(path, speech, sample_rate)
+        frames = speech.size
+    else:
+        noise = noise_for(row.noise_kind, speech.size, row.noise_seed, babble)
+        mixed, scale = mix_at_snr(speech, noise, row.snr_target)
+        _write_wav(path, mixed, sample_rate)
+        written, _ = sf.read(str(path), dtype="int16")
+        snr = round(measured_snr(written, speech, scale), 3)
+        if abs(snr - row.snr_target) > SNR_TOLERANCE_DB:
+            raise BuildError(f"{path.name}: measured SNR {snr} dB is off its label {row.noise_level}")
+        frames = written.size
+    return _row_dict(utt, row, frames / sample_rate, snr)
+
+
+def _row_dict(utt: Utterance, row: PlannedRow, duration: float, snr: float | None) -> dict:
+    d = {
+        "audio_filepath": row.audio_relpath,
+        "text": utt.text,
+        "duration": round(duration, 4),
+        "term": utt.term.term,
+        "entity_category": utt.term.category,
+        "ipa_source": utt.ipa_source,
+        "voice_id": utt.voice,
+        "noise_level": row.noise_level,
+        "context_type": utt.context,
+        "noise_kind": row.noise_kind,
+        "snr_db": snr,
+    }
+    if utt.pronunciation is not None:
+        d["pronunciation"] = f"{utt.pronunciation.alphabet}:{utt.pronunciation.phonemes}"
+    return d
+
+
+def render(utt: Utterance, synthesizer, babble, base_dir: Path, sample_rate: int) -> list[dict]:
+    """Synthesise one utterance and write all its noise variants; returns their manifest rows."""
+    work_dir = base_dir / utt.rows[0].audio_relpath
+    work_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        speech = _synthesise(utt, synthesizer, work_dir.parent, sample_rate)
+        return [_write_row(utt, r, speech, babble, base_dir, sample_rate) for r in utt.rows]
+    except (FlywheelError, ValueError) as exc:
+        where = f"term {utt.term.term!r} (line {utt.term.line}), {utt.context}, voice {utt.voice}"
+        raise BuildError(f"{where}: {exc}") from None

@@ -1,0 +1,152 @@
+"""Synthesise the general-English corpus of the base recipe: several espeak-ng voices, speeds and real noise.
+
+Every row's voice, speed, noise kind and SNR come from the recipe seed and the row index alone, so the same
+recipe writes the same audio on any machine, and a subset (the control set, some replay rows) can be
+synthesised without the rest. Noise is mixed into the samples (pink or white, at the labelled SNR), not only
+labelled. Texts are stored in the written form of the clinical manifests (capitalised, full stop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr_flywheel import io as fio
+
+VOICES = (
+    "en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029",
+    "en-gb-x-rp", "en-us+m3", "en-us-nyc", "en-gb+f2", "en-gb-x-gbclan",
+)  # fmt: skip
+SPEEDS_WPM = (140, 150, 160, 170, 180, 190)
+#: (label, SNR dB or None, share of rows). Clean on half the rows; the rest mixed with pink or white noise.
+NOISE = (("clean", None, 0.5), ("snr_20db", 20.0, 0.2), ("snr_15db", 15.0, 0.2), ("snr_10db", 10.0, 0.1))
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """How one row is spoken: all derived from (seed, split, index)."""
+
+    text: str
+    audio_filepath: str
+    voice: str
+    speed_wpm: int
+    noise_level: str
+    snr_db: float | None
+    noise_kind: str | None
+    noise_seed: int
+
+
+def _unit(seed: int, *parts: object) -> float:
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
+    plans = []
+    for i, text in enumerate(texts):
+        u = _unit(seed, split, i, "noise")
+        acc, (label, snr) = 0.0, NOISE[-1][:2]
+        for lab, s, share in NOISE:
+            acc += share
+            if u < acc:
+                label, snr = lab, s
+                break
+        plans.append(
+            ClipPlan(
+                text=text,
+                audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
+                voice=VOICES[int(_unit(seed, split, i, "voice") * len(VOICES))],
+                speed_wpm=SPEEDS_WPM[int(_unit(seed, split, i, "speed") * len(SPEEDS_WPM))],
+                noise_level=label,
+                snr_db=snr,
+                noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
+                noise_seed=int(_unit(seed, split, i, "nseed") * 2**31),
+            )
+        )
+    return plans
+
+
+def noise_samples(kind: str, n: int, seed: int):
+    """Unit-power white or pink (1/f power) noise, deterministic for the seed."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(n)
+    if kind == "pink":
+        spec = np.fft.rfft(white)
+        f = np.arange(len(spec), dtype=float)
+        f[0] = 1.0
+        white = np.fft.irfft(spec / np.sqrt(f), n)
+    return white / np.sqrt(np.mean(white**2) + 1e-12)
+
+
+def mix_at_snr(signal, noise, snr_db: float):
+    """Scale `noise` so that 10·log10(P_signal / P_noise) equals `snr_db`, add it, keep int16 headroom."""
+    import numpy as np
+
+    p_sig = float(np.mean(signal**2)) + 1e-12
+    mixed = signal + noise * np.sqrt(p_sig / 10 ** (snr_db / 10))
+    peak = float(np.max(np.abs(mixed)))
+    return mixed * (0.98 / peak) if peak > 0.98 else mixed
+
+
+def _synthesise(args: tuple[ClipPlan, str]) -> float:
+    import soundfile as sf
+
+    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
+
+    plan, root = args
+    out = Path(root) / plan.audio_filepath
+    if not out.exists():
+        tmp = out.with_name(f".{out.name}.tmp.wav")
+        EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, tmp, voice=plan.voice)
+        if plan.snr_db is not None:
+            audio, sr = sf.read(tmp, dtype="float64")
+            noise = noise_samples(plan.noise_kind, len(audio), plan.noise_seed)
+            sf.write(tmp, mix_at_snr(audio, noise, plan.snr_db), sr, subtype="PCM_16")
+        tmp.replace(out)
+    return sf.info(str(out)).duration
+
+
+def synthesise(plans: list[ClipPlan], root: Path, manifest_name: str, workers: int = 2, progress=print) -> Path:
+    """Write missing clips (in parallel) and the manifest `root/manifest_name` (relative audio paths)."""
+    root.mkdir(parents=True, exist_ok=True)
+    durations: list[float] = []
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, d in enumerate(pool.map(_synthesise, [(p, str(root)) for p in plans], chunksize=16), 1):
+            durations.append(d)
+            if progress and (i % 500 == 0 or i == len(plans)):
+                progress(f"  {manifest_name}: {i}/{len(plans)} clips")
+    rows = [
+        {
+            "audio_filepath": p.audio_filepath,
+            "text": p.text,
+            "duration": round(d, 3),
+            "voice_id": f"{p.voice}@{p.speed_wpm}wpm",
+            "noise_level": p.noise_level,
+            "noise_kind": p.noise_kind,
+            "context_type": "general",
+        }
+        for p, d in zip(plans, durations, strict=True)
+    ]
+    return fio.write_jsonl(root / manifest_name, rows)
+
+
+def absolute_copy(manifest: Path, out: Path) -> Path:
+    """NeMo-ready copy of a manifest: absolute audio paths (NeMo resolves relative ones inconsistently)."""
+    rows = fio.read_jsonl(manifest)
+    for r in rows:
+        r["audio_filepath"] = str((manifest.parent / r["audio_filepath"]).resolve())
+    return fio.write_jsonl(out, rows)
+
+
+def corpus_hash(manifests: list[Path]) -> str:
+    """sha256 over the manifests' rows and the bytes of every clip they name."""
+    h = hashlib.sha256()
+    for m in manifests:
+        for r in fio.read_jsonl(m):
+            h.update(fio.dumps_json(r, indent=False))
+            h.update(hashlib.sha256((m.parent / r["audio_filepath"]).read_bytes()).digest())
+    return h.hexdigest()

@@ -1,0 +1,255 @@
+"""The general-English base model: a tiny FastConformer-CTC that knows everyday English and not the clinical terms.
+
+No model hub is reachable here, so the project makes its own base, by this recipe:
+1. text: `asr_flywheel.general_english` (the flywheel's own grammar, named in the record), checked to contain no
+   word of any clinical term (the recipe refuses otherwise);
+2. audio: espeak-ng, 10 voices, 6 speeds, pink/white noise at 20/15/10 dB SNR on half the clips (`base_corpus`);
+3. model: FastConformer-CTC from config, subsampling factor 4 (a near-character tokenizer needs the frames),
+   sentencepiece unigram tokenizer trained on the normalised corpus plus every letter, digit and '-';
+4. training: the project's own `NemoTrainer.train(TrainRequest)`, counted in `max_steps`, SpecAugment off;
+5. held-out general-English WER on rows never trained on (the demo's control set).
+
+Everything is seeded (init, trainer, data order, noise), so the same recipe gives the same weights on the same
+machine. The model is cached under `<workspace>/models/general-base/<recipe hash>/`; a cache hit skips all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import string
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asr_flywheel import general_english as ge
+from asr_flywheel import io as fio
+from asr_flywheel.errors import InputError
+from asr_flywheel.normalize import normalize_many
+
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MODEL_FILE = "base.nemo"
+RECORD_FILE = "base_recipe.json"
+#: Every character a clinical manifest's written text may contain, so no term or sentence is untokenisable.
+TOKENIZER_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "-'."
+TRAINING_TEXT = (
+    "written form, like the clinical manifests: first letter capitalised, full stop (general_english.written); "
+    "metrics normalise both sides (asr_flywheel.normalize), so case and the stop never count as errors"
+)
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    seed: int = 1234
+    n_train: int = 3000
+    n_validation: int = 24
+    n_heldout: int = 120
+    carrier_share: float = 0.5
+    vocab_size: int = 96
+    d_model: int = 144
+    n_layers: int = 4
+    n_heads: int = 4
+    subsampling_factor: int = 4
+    max_steps: int = 700
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 40
+    min_lr: float = 1e-5
+    #: Term lists whose words the corpus must not contain (paths relative to the repo's examples/).
+    exclude_terms: tuple[str, ...] = ("clinical/terms.csv", "demo/new_terms.csv")
+    text_source: str = field(default=ge.SOURCE)
+
+    def hyperparameters(self) -> dict:
+        return {
+            "precision": "32",
+            "lr": self.lr,
+            "min_lr": self.min_lr,
+            "warmup_steps": self.warmup_steps,
+            "epochs": 10_000,  # the trainer counts in epochs; max_steps ends the run
+            "max_steps": self.max_steps,
+            "batch_size": self.batch_size,
+            "spec_augment": False,  # tiny data: SpecAugment slows convergence more than it helps
+            "early_stopping_patience": 0,
+            "seed": self.seed,
+            "num_workers": 0,
+        }
+
+    def texts(self) -> dict[str, list[str]]:
+        """{split: written sentences}; splits are disjoint (one draw of distinct sentences, sliced)."""
+        n = self.n_train + self.n_validation + self.n_heldout
+        texts = [ge.written(s) for s in ge.sentences(n, self.seed, self.carrier_share)]
+        a, b = self.n_train, self.n_train + self.n_validation
+        return {"train": texts[:a], "validation": texts[a:b], "heldout": texts[b:]}
+
+    def recipe_hash(self) -> str:
+        payload = {"recipe": dataclasses.asdict(self), "texts": self.texts(), "voices": _corpus_settings()}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _corpus_settings() -> dict:
+    from asr_flywheel.backends.nemo import base_corpus as bc
+
+    return {"voices": list(bc.VOICES), "speeds": list(bc.SPEEDS_WPM), "noise": [list(n) for n in bc.NOISE]}
+
+
+@dataclass(frozen=True)
+class BaseModelResult:
+    model_path: Path
+    record_path: Path
+    record: dict
+    cached: bool
+
+
+def excluded_terms(recipe: BaseRecipe) -> list[str]:
+    import csv
+
+    terms = []
+    for rel in recipe.exclude_terms:
+        path = REPO_EXAMPLES / rel
+        if not path.is_file():
+            raise InputError(f"term list named by the base recipe is missing: {path}")
+        with open(path, newline="", encoding="utf-8") as fh:
+            terms += [row["term"] for row in csv.DictReader(fh) if row.get("term")]
+    return terms
+
+
+def check_no_terms(recipe: BaseRecipe, texts: dict[str, list[str]]) -> None:
+    hits = ge.term_words_in(normalize_many([s for v in texts.values() for s in v]), excluded_terms(recipe))
+    if hits:
+        detail = "; ".join(f"{w!r} in {len(s)} sentence(s), e.g. {s[0]!r}" for w, s in sorted(hits.items()))
+        raise InputError(f"the general-English corpus contains clinical term words: {detail}")
+
+
+def corpus_manifests(recipe: BaseRecipe, root: Path, splits=("train", "validation", "heldout"), workers: int = 2):
+    """Synthesise (missing clips only) the named splits; returns {split: manifest path}."""
+    from asr_flywheel.backends.nemo import base_corpus as bc
+
+    texts = recipe.texts()
+    check_no_terms(recipe, texts)
+    return {s: bc.synthesise(bc.plan_clips(texts[s], s, recipe.seed), root, f"{s}.jsonl", workers) for s in splits}
+
+
+def control_and_replay(recipe: BaseRecipe, root: Path, replay_rows: int, workers: int = 2) -> tuple[Path, Path]:
+    """(control manifest, replay manifest) for fine-tuning from this base: the held-out general rows (never
+    trained on) and the first `replay_rows` of the base's own training rows, same audio as the recipe's."""
+    from asr_flywheel.backends.nemo import base_corpus as bc
+
+    texts = recipe.texts()
+    check_no_terms(recipe, texts)
+    control = bc.synthesise(bc.plan_clips(texts["heldout"], "heldout", recipe.seed), root, "control.jsonl", workers)
+    plans = bc.plan_clips(texts["train"], "train", recipe.seed)[:replay_rows]
+    return control, bc.synthesise(plans, root, "replay.jsonl", workers)
+
+
+def build_initial_model(recipe: BaseRecipe, train_texts: list[str], out: Path) -> Path:
+    """Randomly initialised (seeded) FastConformer-CTC with a tokenizer over the corpus and the alphabet."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from asr_flywheel.backends.nemo._runtime import quiet_nemo
+    from asr_flywheel.backends.nemo.tiny import fastconformer_config, train_tokenizer
+
+    quiet_nemo()
+    from nemo.collections.asr.models import EncDecCTCModelBPE
+
+    tok = train_tokenizer([*train_texts, " ".join(TOKENIZER_ALPHABET)], out.parent / "tokenizer", recipe.vocab_size)
+    cfg = fastconformer_config("ctc", tok, d_model=recipe.d_model, n_layers=recipe.n_layers, n_heads=recipe.n_heads)
+    cfg["encoder"]["subsampling_factor"] = recipe.subsampling_factor
+    torch.manual_seed(recipe.seed)
+    model = EncDecCTCModelBPE(cfg=OmegaConf.create(cfg), trainer=None)
+    model.save_to(str(out))
+    return out
+
+
+def heldout_wer(model_path: Path, manifest: Path) -> dict:
+    """Greedy transcripts of the held-out rows, scored with the project's metrics (same normalisation)."""
+    from asr_flywheel.backends.nemo.transcriber import NemoTranscriber
+    from asr_flywheel.metrics import aggregate, score_rows
+
+    rows = fio.read_jsonl(manifest)
+    audio = [str(manifest.parent / r["audio_filepath"]) for r in rows]
+    hyps = NemoTranscriber().load(str(model_path)).transcribe(audio)
+    agg = aggregate(score_rows(normalize_many([r["text"] for r in rows]), normalize_many(hyps), [None] * len(rows)))
+    return {"rows": agg.n, "wer": round(agg.wer, 4), "wer_corpus": round(agg.wer_corpus, 4), "cer": round(agg.cer, 4)}
+
+
+def make_base_model(
+    workspace: Path, recipe: BaseRecipe | None = None, *, workers: int = 2, log=print
+) -> BaseModelResult:
+    """Run the recipe, or return the cached model when this recipe hash was already made in `workspace`."""
+    from asr_flywheel.backends.nemo import base_corpus as bc
+
+    recipe = recipe or BaseRecipe()
+    digest = recipe.recipe_hash()
+    home = Path(workspace) / "models" / "general-base" / digest
+    if (home / MODEL_FILE).is_file() and (home / RECORD_FILE).is_file():
+        return BaseModelResult(home / MODEL_FILE, home / RECORD_FILE, fio.read_json(home / RECORD_FILE), True)
+    t0 = time.perf_counter()
+    data = Path(workspace) / "data" / "general" / digest
+    log(f"synthesising the general-English corpus ({recipe.n_train} + {recipe.n_heldout} sentences) in {data}")
+    manifests = corpus_manifests(recipe, data, workers=workers)
+    synth_s = time.perf_counter() - t0
+    work = home.with_name(f".{digest}.work")
+    work.mkdir(parents=True, exist_ok=True)
+    init = build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
+    result = _train(recipe, init, manifests, work, log)
+    train_s = time.perf_counter() - t0 - synth_s
+    log("scoring held-out general-English rows")
+    wer = heldout_wer(result.model_path, manifests["heldout"])
+    record = {
+        "recipe": dataclasses.asdict(recipe),
+        "recipe_hash": digest,
+        "text_source": recipe.text_source,
+        "training_text": TRAINING_TEXT,
+        "tokenizer": {
+            "type": "sentencepiece unigram",
+            "vocab_size": recipe.vocab_size,
+            "forced_alphabet": TOKENIZER_ALPHABET,
+        },
+        "corpus_hash": bc.corpus_hash([manifests[s] for s in ("train", "validation", "heldout")]),
+        "corpus": {**_corpus_settings(), "rows": {s: len(fio.read_jsonl(m)) for s, m in manifests.items()}},
+        "excluded_terms_from": list(recipe.exclude_terms),
+        "heldout_general": wer,
+        "timings_s": {"synthesis": round(synth_s, 1), "training": round(train_s, 1)},
+        "training_run_info": result.run_info,
+    }
+    run_info = {**result.run_info, "base_recipe": {k: v for k, v in record.items() if k != "training_run_info"}}
+    fio.write_json(work / "training_run_info.json", run_info)
+    shutil.copyfile(result.model_path, work / MODEL_FILE)
+    fio.write_json(work / RECORD_FILE, record)
+    if home.exists():
+        shutil.rmtree(home)
+    work.rename(home)
+    return BaseModelResult(home / MODEL_FILE, home / RECORD_FILE, record, False)
+
+
+def _train(recipe: BaseRecipe, init: Path, manifests: dict[str, Path], work: Path, log):
+    from asr_flywheel.backends.nemo import base_corpus as bc
+    from asr_flywheel.backends.nemo.trainer import NemoTrainer
+    from asr_flywheel.plugins.contracts import TrainRequest
+
+    train = bc.absolute_copy(manifests["train"], work / "train.jsonl")
+    val = bc.absolute_copy(manifests["validation"], work / "validation.jsonl")
+    last = [0.0]
+
+    def progress(step: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 60:
+            last[0] = time.perf_counter()
+            log(f"  pretraining step {step}/{recipe.max_steps}")
+
+    log(f"pretraining {recipe.max_steps} steps (batch {recipe.batch_size}) with the project's NeMo trainer")
+    trainer = NemoTrainer()
+    fields = {"base_model": trainer.describe(str(init))} if "base_model" in TrainRequest.__dataclass_fields__ else {}
+    req = TrainRequest(
+        **fields,
+        base=str(init),
+        train_manifest=train,
+        validation_manifest=val,
+        out_dir=work / "train",
+        hyperparameters=recipe.hyperparameters(),
+        accelerator="cpu",
+        progress=progress,
+    )
+    return trainer.train(req)

@@ -1,0 +1,129 @@
+"""Serving verbs: run the local tritonserver, ship a model (Triton or Riva), roll back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from asr_flywheel.errors import FlywheelError, InputError
+from asr_flywheel.flows.cli._common import config_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the local tritonserver (explicit model control, 127.0.0.1 by default)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--repo", help="model repository (default: [deploy] repo, else <workspace>/triton)")
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("deploy", help="ship a model: a new Triton version (zero downtime) or the Riva build script")
+    p.add_argument("model", help=".nemo file or Hugging Face model directory")
+    p.add_argument("--to", required=True, choices=["triton", "riva"], dest="deployer")
+    _target_args(p)
+    p.add_argument("--out", help="where records (riva: riva_deploy.sh/.json) are written")
+    p.add_argument("--parity-manifest", help="check served parity on these rows (needs --offline-hyps)")
+    p.add_argument("--offline-hyps", help="offline_hyps.jsonl of the same model on --parity-manifest")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.set_defaults(func=cmd_deploy)
+    p = sub.add_parser("rollback", help="serve an earlier version of a Triton model")
+    p.add_argument("name")
+    _target_args(p, with_name=False)
+    p.add_argument("--to-version", type=int, help="default: the version served before the current one")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rollback)
+
+
+def _target_args(p: argparse.ArgumentParser, with_name: bool = True) -> None:
+    p.add_argument("--repo", help="Triton model repository (default: [deploy] repo, else <workspace>/triton)")
+    p.add_argument("--url", help="HOST:PORT of the server (default: [deploy] url)")
+    p.add_argument("--protocol", choices=["http", "grpc"], help="which port --url names (default: [deploy])")
+    if with_name:
+        p.add_argument("--name", help="served model name (default: [deploy] model_name; riva: the file's stem)")
+
+
+def cmd_serve(args) -> int:
+    from asr_flywheel.backends.triton import server
+    from asr_flywheel.flows.deploying import triton_options
+
+    repo = Path(triton_options(config_from(args), repo=args.repo)["repo"])
+    if args.action == "stop":
+        print("stopped" if server.stop(repo) else f"no tritonserver running for {repo}")
+        return 0
+    current = server.running(repo)
+    if args.action == "status":
+        if current is None:
+            print(f"no tritonserver running for {repo}")
+            return 1
+        print(f"tritonserver (pid {current.pid}) for {current.repo}: HTTP {current.http_url}  gRPC {current.grpc_url}")
+        return 0
+    server.check_ports(args.http_port, args.grpc_port)
+    info = current or server.start(repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port)
+    print(f"tritonserver (pid {info.pid}) serving {info.repo}: HTTP {info.http_url}  gRPC {info.grpc_url}")
+    print(f"log: {info.log}")
+    print(f"next: flywheel deploy MODEL --to triton --repo {info.repo} --url {info.http_url}")
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from asr_flywheel.flows.deploying import deploy_and_verify
+
+    if (args.parity_manifest is None) != (args.offline_hyps is None):
+        raise InputError("--parity-manifest and --offline-hyps go together")
+    cfg = config_from(args)
+    if args.deployer == "riva" and not args.out:
+        raise InputError("--to riva needs --out DIR (where riva_deploy.sh and riva_deploy.json are written)")
+    overrides = {"name": args.name}
+    if args.deployer == "triton":
+        overrides.update(repo=args.repo, url=args.url, protocol=args.protocol)
+    out = Path(args.out) if args.out else Path(cfg.workspace) / "deploys" / time.strftime("%Y%m%d-%H%M%S")
+    outcome = deploy_and_verify(
+        args.model,
+        args.parity_manifest,
+        args.offline_hyps,
+        cfg,
+        out_dir=out,
+        deployer=args.deployer,
+        **{k: v for k, v in overrides.items() if v},
+    )
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False))
+    elif args.deployer == "riva" and outcome.ok:
+        details = outcome.record["details"]
+        print(Path(details["script"]).read_text())
+        print(json.dumps({k: details[k] for k in ("architecture", "decoder_type", "commands")}, indent=2))
+        print(f"wrote {details['script']} and {details['record']}")
+    else:
+        print(("deployed: " if outcome.ok else "deploy FAILED: ") + outcome.reason, file=sys.stdout)
+    return 0 if outcome.ok else 1
+
+
+def cmd_rollback(args) -> int:
+    from asr_flywheel.flows.deploying import log_event, rollback_model, triton_options
+
+    cfg = config_from(args)
+    opts = triton_options(cfg, repo=args.repo, url=args.url, name=args.name, protocol=args.protocol)
+    registry = Path(cfg.workspace) / "registry"
+    try:
+        record = rollback_model(opts, args.to_version)
+    except FlywheelError as exc:
+        log_event(registry, action="rollback", ok=False, deployer="triton", name=args.name, reason=str(exc))
+        raise
+    log_event(
+        registry,
+        action="rollback",
+        ok=True,
+        deployer="triton",
+        model=record.model_path,
+        version=record.version,
+        endpoint=record.endpoint,
+        previous_version=record.details.get("previous_version"),
+    )
+    if args.json:
+        print(json.dumps(vars(record), indent=2))
+    else:
+        print(f"{args.name} now serves version {record.version} at {record.endpoint}")
+    return 0

@@ -1,0 +1,131 @@
+"""The model steps: `flywheel eval` (transcribe + the score step) and `flywheel train` (pre-flight + a trainer).
+
+Both check their output location and model before any compute is spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.cycle import require_writable_dir
+from asr_flywheel.errors import InputError
+from asr_flywheel.flows.records import ScoreRecord, TrainRecord
+from asr_flywheel.flows.transcription import transcribe_rows
+from asr_flywheel.plugins.catalogue import check_sft_request
+from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest, TrainResult
+from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.scoring import ScoreReport
+from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
+from asr_flywheel.validation import load_manifest
+
+
+def require_model(model_ref: str, plugins: Plugins | None = None) -> None:
+    """A model that is not a catalogue name is a file or directory, and must exist: say so before loading."""
+    plugins = plugins or Plugins()
+    if "://" in model_ref:  # a served endpoint (triton://, riva://): its transcriber checks it is reachable
+        return
+    if plugins.base_model(model_ref) is None and not Path(model_ref).exists():
+        looks_local = model_ref.endswith(".nemo") or model_ref.startswith((".", "/", "~")) or model_ref.count("/") != 1
+        if looks_local:
+            raise InputError(f"model file not found: {model_ref}")
+
+
+@dataclass
+class EvalResult:
+    record: ScoreRecord
+    report: ScoreReport
+    paths: dict[str, Path]
+
+
+def evaluate(
+    manifest_path: str | Path,
+    model_ref: str,
+    out_dir: str | Path,
+    *,
+    config: FlywheelConfig | None = None,
+    batch_size: int = 16,
+    backend: str | None = None,
+    cycle: int = 0,
+    scope: str = "all rows",
+    family: str | None = None,
+    progress: ProgressFn | None = None,
+) -> EvalResult:
+    """`flywheel eval`: validate, transcribe with the right backend, then the `score` step."""
+    cfg = config or FlywheelConfig()
+    require_writable_dir(out_dir)
+    require_model(model_ref)
+    manifest = load_manifest(manifest_path, cfg)
+    hyps = transcribe_rows(manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress)
+    from asr_flywheel.flows.steps import _score
+
+    record, report, paths = _score(
+        out=out_dir,
+        manifest=manifest,
+        hyps=hyps,
+        model_ref=model_ref,
+        cfg=cfg,
+        cycle=cycle,
+        scope=scope,
+        family=family,
+        before_metrics=None,
+    )
+    return EvalResult(record, report, paths)
+
+
+def train(
+    split_dir: str | Path,
+    base: str,
+    out_dir: str | Path,
+    *,
+    backend: str | None = None,
+    method: str = "sft",
+    hyperparameters: dict | None = None,
+    config: FlywheelConfig | None = None,
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    accelerator: str = "auto",
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """`flywheel train`: refuse known-bad requests before any compute, pre-flight the split, then fine-tune."""
+    cfg = config or FlywheelConfig()
+    require_writable_dir(out_dir, "output directory")
+    plugins = Plugins()
+    require_model(base, plugins)
+    entry, backend_name = plugins.resolve_base(base, backend)
+    check_sft_request(base, entry.decoder, method, entry)
+    split_path = Path(split_dir)
+    train_m, val_m = split_path / TRAIN_FILE, split_path / VALIDATION_FILE
+    for p in (train_m, val_m):
+        if not p.is_file():
+            raise InputError(f"{p} not found: `flywheel train` needs a split directory (run `flywheel split` first)")
+        load_manifest(p, cfg)  # NeMo silently drops rows with missing audio: refuse first
+    fields = dict(
+        base=base,
+        train_manifest=train_m,
+        validation_manifest=val_m,
+        out_dir=Path(out_dir),
+        method=method,
+        hyperparameters=dict(hyperparameters or {}),
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        accelerator=accelerator,
+        progress=progress,
+    )
+    if "base_model" in TrainRequest.__dataclass_fields__:  # the resolved entry travels with the request
+        fields["base_model"] = entry
+    return plugins.trainer(backend_name).train(TrainRequest(**fields))
+
+
+def train_record(result: TrainResult, backend: str | None) -> TrainRecord:
+    info = result.run_info
+    return TrainRecord(
+        model=str(result.model_path),
+        run_info=str(result.run_info_path),
+        backend=info.get("backend", backend or ""),
+        decoder=(info.get("architecture") or {}).get("decoder"),
+        files=[str(result.model_path), str(result.run_info_path)],
+    )

@@ -1,0 +1,112 @@
+"""Served parity: the served model must give, row for row, the transcripts the offline path gave.
+
+The served rows are scored with the offline eval step itself (the endpoint is a transcriber plugin), then both
+transcript lists are compared exactly per row, and both are scored by the same scorer for the aggregate view.
+Exact equality is the right bar: the served model.py runs the offline transcriber on the same audio, so any
+difference is a serving problem (wrong resampling, different decoding, truncated audio), never noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from asr_flywheel import io as fio
+from asr_flywheel.config import FlywheelConfig
+
+METRICS = ("wer", "cer", "ker", "ser")
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    line: int
+    audio_filepath: str
+    offline: str
+    served: str
+
+
+@dataclass
+class ParityReport:
+    endpoint: str
+    rows: int
+    mismatches: list[ParityRow]
+    offline_metrics: dict[str, float | None]
+    served_metrics: dict[str, float | None]
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.offline_metrics == self.served_metrics
+
+    @property
+    def summary(self) -> str:
+        if self.ok:
+            return f"all {self.rows} rows identical"
+        lines = ", ".join(str(m.line) for m in self.mismatches[:10])
+        more = "" if len(self.mismatches) <= 10 else f" (+{len(self.mismatches) - 10} more)"
+        deltas = ", ".join(
+            f"{k} {self.offline_metrics[k]} → {self.served_metrics[k]}"
+            for k in METRICS
+            if self.offline_metrics[k] != self.served_metrics[k]
+        )
+        return f"{len(self.mismatches)}/{self.rows} rows differ (lines {lines}{more}); {deltas or 'aggregates equal'}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok, "summary": self.summary}
+
+    def markdown(self) -> str:
+        head = [
+            f"# Served parity: {'PASS' if self.ok else 'FAIL'}",
+            "",
+            f"- endpoint: `{self.endpoint}`",
+            f"- rows: {self.rows}; {self.summary}",
+            "",
+            "| metric | offline | served |",
+            "|---|---|---|",
+        ]
+        head += [f"| {k} | {self.offline_metrics[k]} | {self.served_metrics[k]} |" for k in METRICS]
+        if self.mismatches:
+            head += ["", "| line | audio | offline | served |", "|---|---|---|---|"]
+            head += [
+                f"| {m.line} | `{Path(m.audio_filepath).name}` | {m.offline} | {m.served} |" for m in self.mismatches
+            ]
+        return "\n".join(head) + "\n"
+
+
+def check_parity(
+    endpoint: str,
+    validation_manifest: str | Path,
+    offline_hyps: str | Path,
+    cfg: FlywheelConfig,
+    out_dir: str | Path,
+) -> ParityReport:
+    """Score the rows through `endpoint` (writing everything offline eval writes) and compare with offline."""
+    from asr_flywheel.flows.steps import evaluate
+    from asr_flywheel.hyps import align_hyps, read_hyps
+    from asr_flywheel.scoring import score_manifest
+    from asr_flywheel.validation import load_manifest
+
+    manifest = load_manifest(validation_manifest, cfg)
+    offline = align_hyps(manifest, read_hyps(offline_hyps), hyps_name=str(offline_hyps))
+    out = Path(out_dir)
+    served_eval = evaluate(
+        validation_manifest, endpoint, out, config=cfg, batch_size=cfg.deploy.concurrency, scope="served parity"
+    )
+    served = [r["hyp"] for r in fio.read_jsonl(served_eval.paths["offline_hyps"])]
+    mismatches = [
+        ParityRow(line, audio, o, s)
+        for line, audio, o, s in zip(manifest.lines, manifest.audio_paths, offline, served, strict=True)
+        if o != s
+    ]
+    offline_report = score_manifest(manifest, offline, config=cfg, model_name="offline", scope="served parity")
+    report = ParityReport(
+        endpoint,
+        len(manifest),
+        mismatches,
+        {k: offline_report.metrics[k] for k in METRICS},
+        {k: served_eval.report.metrics[k] for k in METRICS},
+        [str(p) for p in served_eval.paths.values()],
+    )
+    report.files.append(str(fio.write_json(out / "parity.json", report.to_dict())))
+    report.files.append(str(fio.write_text(out / "parity.md", report.markdown())))
+    return report

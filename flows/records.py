@@ -1,0 +1,200 @@
+"""What each step of a cycle returns: typed records, the same for the CLI verbs and the flow's tasks.
+
+A record holds paths (as strings) and the few numbers the next step or a human needs; the full data lives in the
+files it names. `files` lists what must still exist for the step to count as finished when a cycle resumes
+(`cycle.json` stores `to_dict()`, a rerun rebuilds the record with `from_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from asr_flywheel.cycle import ManifestRef
+
+R = TypeVar("R", bound="StepRecord")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    files: list[str] = field(default_factory=list, kw_only=True)
+
+    #: Name of the step in `cycle.json`.
+    step: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def files_exist(self) -> bool:
+        return all(Path(p).exists() for p in self.files)
+
+
+@dataclass(frozen=True)
+class ScoreRecord(StepRecord):
+    """One scored model on one set of rows (`flywheel score`, `flywheel eval`, the baseline and the re-score)."""
+
+    cycle: int
+    scope: str
+    model: str
+    metrics: str
+    leaderboard: str
+    n: int
+    wer: float
+    cer: float
+    ker: float | None
+    ker_n: int
+    ser: float
+    by_category: dict = field(default_factory=dict)
+    #: The cycle-comparison markdown file (re-scores compared with the cycle before), else None.
+    comparison: str | None = None
+
+    @property
+    def leaderboard_markdown(self) -> str:
+        return Path(self.leaderboard).read_text()
+
+    @property
+    def comparison_markdown(self) -> str | None:
+        return Path(self.comparison).read_text() if self.comparison else None
+
+    def headline(self) -> str:
+        ker = "n/a" if self.ker is None else f"{self.ker:.3f}"
+        return (
+            f"scored {self.n} rows: WER {self.wer:.3f}  CER {self.cer:.3f}  KER {ker} (n={self.ker_n})  "
+            f"SER {self.ser:.3f}"
+        )
+
+
+@dataclass(frozen=True)
+class GateRecord(StepRecord):
+    outcome: str
+    reason: str
+    proceed: bool
+    forced: bool
+    priority_ker: float | None
+    priority_n: int
+    rows: int
+    first_eval: bool
+    gate_json: str
+    gate_md: str
+
+    @property
+    def markdown(self) -> str:
+        return Path(self.gate_md).read_text()
+
+
+@dataclass(frozen=True)
+class SplitRecord(StepRecord):
+    dir: str
+    train: str
+    validation: str
+    validation_version: str
+    train_rows: int
+    validation_rows: int
+    counts: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def held_out(self) -> ManifestRef:
+        """The validation rows as a manifest version: what the re-score and the decision use."""
+        return ManifestRef(self.validation, self.validation_version, self.validation_rows)
+
+
+@dataclass(frozen=True)
+class TrainRecord(StepRecord):
+    model: str
+    run_info: str
+    backend: str
+    decoder: str | None
+
+
+@dataclass(frozen=True)
+class DecisionRecord(StepRecord):
+    decision: str
+    keep: bool
+    reason: str
+    relative_change: float | None
+    per_category: list[dict]
+    decision_json: str
+    decision_md: str
+
+    @property
+    def markdown(self) -> str:
+        return Path(self.decision_md).read_text()
+
+
+@dataclass(frozen=True)
+class Registration(StepRecord):
+    """A trained model entered in the registry as a candidate (never the champion by registering)."""
+
+    model_id: str
+    registry: str
+
+
+@dataclass(frozen=True)
+class Review(StepRecord):
+    """A human's verdict on a KEEP candidate when approval is required."""
+
+    approved: bool
+    reviewer: str
+    reason: str
+
+    def describe(self) -> str:
+        verdict = "approved" if self.approved else "rejected"
+        return f"{verdict} by {self.reviewer or 'an unnamed reviewer'}: {self.reason or '(no reason given)'}"
+
+
+@dataclass(frozen=True)
+class DeployRecord(StepRecord):
+    deployer: str
+    endpoint: str | None
+    version: str | None
+    record: str
+
+
+@dataclass(frozen=True)
+class Promotion(StepRecord):
+    model_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    """What a run of `flywheel_cycle` did, for the caller, the run page and `flywheel cycle`'s output.
+
+    status: "complete" (the cycle ran to its end), "stopped-at-gate", or "duplicate" (this manifest version was
+    cycled before: nothing was done). outcome: the gate outcome or the decision, or REJECTED when a human
+    rejected a KEEP candidate.
+    """
+
+    status: str
+    cycle: int
+    outcome: str | None
+    run_name: str = ""
+    decision: str | None = None
+    model_id: str | None = None
+    champion_changed: bool = False
+    deployed: bool = False
+    review: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        """One line for the run page's state message."""
+        if self.status == "duplicate":
+            return f"manifest version already cycled in cycle {self.cycle} ({self.outcome}): nothing to do"
+        text = f"cycle {self.cycle}: {self.outcome}"
+        if self.review:
+            text += f" ({self.review})"
+        if self.champion_changed:
+            text += f"; {self.model_id} is the champion"
+        if self.deployed:
+            text += "; deployed"
+        return text

@@ -1,0 +1,115 @@
+"""The end of a cycle as steps: register the candidate, record a human review, deploy, promote; plus what the
+re-score needs from the split and the KER chart across cycles."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from asr_flywheel import io as fio
+from asr_flywheel.cycle import ManifestRef, StartingPoint, Workspace
+from asr_flywheel.flows.records import (
+    DecisionRecord,
+    DeployRecord,
+    Promotion,
+    Registration,
+    Review,
+    SplitRecord,
+    TrainRecord,
+)
+from asr_flywheel.plugins.manager import Plugins
+
+
+def register(
+    *,
+    registry_dir: str | Path,
+    cycle: int,
+    trained: TrainRecord,
+    start: StartingPoint,
+    manifest: ManifestRef,
+    decision: DecisionRecord,
+) -> Registration:
+    """Enter a trained model in the registry as a candidate, with its lineage and the cycle's decision."""
+    from asr_flywheel.registry import Registry
+
+    run_info = fio.read_json(trained.run_info)
+    reg = Registry(registry_dir)
+    rec = reg.register(
+        path=trained.model,
+        backend=trained.backend,
+        base_model=start.model,
+        parent=start.parent,
+        manifest_version=manifest.version,
+        manifest_family=manifest.path,
+        cycle=cycle,
+        hyperparameters=run_info.get("hyperparameters", {}),
+        metrics=run_info.get("metrics", {}),
+        decision=decision.decision,
+        architecture=trained.decoder,
+    )
+    return Registration(model_id=rec.model_id, registry=str(reg.path), files=[str(reg.path)])
+
+
+def review(*, registry_dir: str | Path, model_id: str, approved: bool, reviewer: str, reason: str) -> Review:
+    """Record a human's approval or rejection of a candidate in the registry."""
+    from asr_flywheel.registry import Registry
+
+    reg = Registry(registry_dir)
+    reg.review(model_id, approved=approved, reviewer=reviewer, reason=reason)
+    return Review(approved=approved, reviewer=reviewer, reason=reason, files=[str(reg.path)])
+
+
+def deploy(*, out_dir: str | Path, model_path: str, deployer: str, decoder: str) -> DeployRecord:
+    """Ship a model with a deployer plugin; the deploy record is written next to the cycle's other records."""
+    from asr_flywheel.plugins.contracts import Decoder
+
+    out = Path(out_dir)
+    record = Plugins().deployer(deployer).deploy(model_path, decoder=Decoder(decoder), out_dir=out / "deploy")
+    path = fio.write_json(out / "deploy.json", vars(record))
+    return DeployRecord(
+        deployer=deployer, endpoint=record.endpoint, version=record.version, record=str(path), files=[str(path)]
+    )
+
+
+def promote(*, registry_dir: str | Path, model_id: str, reason: str) -> Promotion:
+    """Make a candidate the champion (the next cycle starts from it)."""
+    from asr_flywheel.registry import Registry
+
+    reg = Registry(registry_dir)
+    reg.promote(model_id, reason)
+    return Promotion(model_id=model_id, reason=reason, files=[str(reg.path)])
+
+
+def trained_on(split_rec: SplitRecord) -> tuple[frozenset[str], frozenset[str]]:
+    """The split's training terms and training audio: the re-score reports seen vs unseen terms with them and
+    records that none of its rows were trained on."""
+    from asr_flywheel.split import read_split
+
+    info = read_split(split_rec.dir)
+    return info.seen_terms, info.train_audio
+
+
+CHART_FILE = "ker_by_category.png"
+
+
+def update_chart(ws: Workspace, number: int) -> Path | None:
+    """Redraw KER per category across every scored cycle up to `number` (baseline and held-out points) into the
+    workspace and the cycle directory. None (with the reason logged) when matplotlib is not installed."""
+    from asr_flywheel.chart import cycle_ker_from_metrics, write_ker_chart
+
+    points = []
+    for c in ws.cycles():
+        if c.number > number:
+            break
+        for label, d in ((f"cycle {c.number} baseline", c.baseline_dir), (f"cycle {c.number} held-out", c.after_dir)):
+            if (d / "metrics.json").is_file():
+                points.append(cycle_ker_from_metrics(label, fio.read_json(d / "metrics.json")))
+    if not points:
+        return None
+    try:
+        png = write_ker_chart(points, ws.charts_dir / CHART_FILE)
+    except ImportError as exc:
+        logging.getLogger(__name__).warning("no KER chart: %s (pip install matplotlib)", exc)
+        return None
+    fio.write_bytes(ws.cycle(number).path / CHART_FILE, png.read_bytes())
+    return ws.cycle(number).path / CHART_FILE

@@ -1,0 +1,178 @@
+"""The cycle's Prefect tasks: each wraps one step of `flows.steps` and adds what Prefect is for (retries of
+transient failures, the GPU concurrency slot, progress in the UI). Tasks take keyword arguments only.
+
+No task persists its result: resuming is `cycle.json`'s job (see `flows.cycle`), and Prefect's default cache key
+includes the flow run id, so a persisted result would never be found by the next run anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+
+from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, version_to_cycle
+from asr_flywheel.errors import FlywheelError
+from asr_flywheel.flows import steps, transcription
+from asr_flywheel.flows.records import (
+    DecisionRecord,
+    DeployRecord,
+    GateRecord,
+    Promotion,
+    Registration,
+    ScoreRecord,
+    SplitRecord,
+    TrainRecord,
+)
+
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED}
+
+
+def transient_only(task, task_run, state) -> bool:
+    """Retry condition: network and I/O hiccups only. Bad input (FlywheelError) and bugs are never retried."""
+    try:
+        state.result()
+    except FlywheelError:
+        return False
+    except (ConnectionError, TimeoutError):
+        return True
+    except OSError as exc:
+        return exc.errno in _TRANSIENT_ERRNOS
+    except Exception:
+        return False
+    return False
+
+
+#: No cache policy either: nothing is looked up, so no parameter is hashed.
+ONCE = dict(cache_policy=NO_CACHE)
+RETRY = dict(retries=2, retry_delay_seconds=5, retry_condition_fn=transient_only, **ONCE)
+
+
+@task(name="validate-manifest", **ONCE)
+def validate(*, manifest: str, cfg: FlywheelConfig, content_hash: str = "", rows: int = 0) -> ManifestRef:
+    ref, warning = version_to_cycle(manifest, cfg, content_hash=content_hash, rows=rows)
+    if warning:
+        get_run_logger().warning(warning)
+    return ref
+
+
+@task(name="transcribe-shard", **RETRY)
+def transcribe_shard(*, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int) -> list[str]:
+    return transcription.transcribe_shard(
+        model_ref=model_ref, backend=backend, audio_paths=audio_paths, batch_size=batch_size
+    )
+
+
+def transcribe_sharded(
+    *, model_ref: str, backend: str | None, audio_paths: list[str], shard_size: int, batch_size: int, label: str
+) -> list[str]:
+    """Shard transcription into tasks on the flow's task runner (threads locally, Dask/Ray on a cluster).
+    Called from the flow (not from a task) so the shards run on the flow's runner."""
+    size = max(1, shard_size)
+    shards = [audio_paths[i : i + size] for i in range(0, len(audio_paths), size)]
+    progress = create_progress_artifact(progress=0.0, description=f"{label}: transcribing {len(audio_paths)} rows")
+    futures = [
+        transcribe_shard.submit(model_ref=model_ref, backend=backend, audio_paths=shard, batch_size=batch_size)
+        for shard in shards
+    ]
+    hyps: list[str] = []
+    for i, fut in enumerate(futures, 1):
+        hyps += fut.result()
+        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(futures))
+    return hyps
+
+
+@task(name="score", **RETRY)
+def score(*, out: str, ref: ManifestRef, hyps: list[str], model_ref: str, cfg: FlywheelConfig, **kw) -> ScoreRecord:
+    return steps.score(out=out, manifest=ref.load(cfg), hyps=hyps, model_ref=model_ref, cfg=cfg, **kw)
+
+
+@task(name="gate", **RETRY)
+def gate(**kw) -> GateRecord:
+    return steps.gate(**kw)
+
+
+@task(name="split", **RETRY)
+def split(*, ref: ManifestRef, out_dir: str, cfg: FlywheelConfig) -> SplitRecord:
+    record = steps.split(report=ref.report(cfg), out_dir=out_dir, cfg=cfg)
+    for w in record.warnings:
+        get_run_logger().warning(w)
+    return record
+
+
+def ensure_gpu_slot(name: str) -> None:
+    """Create the global concurrency limit (limit 1) if missing: strict mode refuses unknown limits."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+@task(name="train", **ONCE)  # never retried automatically: GPU hours are not free
+def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig) -> TrainRecord:
+    from prefect.concurrency.sync import concurrency
+
+    progress = create_progress_artifact(progress=0.0, description=f"cycle {cycle.number}: fine-tuning {start.model}")
+
+    def report(done: int, total: int) -> None:
+        update_progress_artifact(artifact_id=progress, progress=min(100.0, 100.0 * done / max(total, 1)))
+
+    ensure_gpu_slot(cfg.cycle.gpu_slot)
+    devices: int | str = int(cfg.cycle.devices) if cfg.cycle.devices.isdigit() else cfg.cycle.devices
+    with concurrency(cfg.cycle.gpu_slot, occupy=1, strict=True, lease_duration=cfg.cycle.gpu_lease_s):
+        cycle.update_record(gpu_acquired=time.time())
+        result = steps.train(
+            cycle.split_dir,
+            start.model,
+            cycle.model_dir,
+            backend=start.backend,
+            hyperparameters=dict(cfg.hyperparameters),
+            config=cfg,
+            devices=devices,
+            num_nodes=cfg.cycle.num_nodes,
+            strategy=cfg.cycle.strategy,
+            progress=report,
+        )
+        cycle.update_record(gpu_released=time.time())
+    update_progress_artifact(artifact_id=progress, progress=100.0)
+    return steps.train_record(result, start.backend)
+
+
+@task(name="decide", **RETRY)
+def decide(**kw) -> DecisionRecord:
+    return steps.decide(**kw)
+
+
+@task(name="register", **RETRY)
+def register(**kw) -> Registration:
+    return steps.register(**kw)
+
+
+@task(name="deploy", **RETRY)
+def deploy(**kw) -> DeployRecord:
+    return steps.deploy(**kw)
+
+
+@task(name="promote", **RETRY)
+def promote(**kw) -> Promotion:
+    return steps.promote(**kw)
+
+
+class DeployApproval(RunInput):
+    """Typed input shown in the Prefect UI when a KEEP candidate waits for a human."""
+
+    approve: bool = False
+    reviewer: str = ""
+    reason: str = ""

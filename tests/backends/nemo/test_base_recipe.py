@@ -1,0 +1,114 @@
+"""The general-English base recipe: real espeak-ng audio, real noise, the project's NeMo trainer, on CPU.
+
+The end-to-end tests run the same `make_base_model` that `flywheel base-model` runs, with a cut-down recipe (a few
+dozen sentences, a 1-layer model, 3 steps) so the suite stays fast; the full recipe's numbers are in the committed
+record (examples/demo/base/base_recipe.json).
+"""
+
+import dataclasses
+import tarfile
+
+import numpy as np
+import pytest
+
+from asr_flywheel import general_english as ge
+from asr_flywheel.backends.nemo import base_corpus as bc
+from asr_flywheel.backends.nemo.base_recipe import (
+    BaseRecipe,
+    check_no_terms,
+    excluded_terms,
+    make_base_model,
+)
+from asr_flywheel.errors import InputError
+from asr_flywheel.normalize import normalize_many
+
+TINY = BaseRecipe(
+    n_train=24, n_validation=4, n_heldout=6, d_model=32, n_layers=1, n_heads=2, max_steps=3, batch_size=4
+)
+
+
+def test_default_corpus_contains_no_word_of_any_clinical_or_demo_term():
+    recipe = BaseRecipe()
+    texts = recipe.texts()
+    check_no_terms(recipe, texts)  # raises on a hit
+    words = {w for t in excluded_terms(recipe) for w in t.lower().replace("-", " ").split()}
+    corpus = {w for s in normalize_many([s for v in texts.values() for s in v]) for w in s.replace("-", " ").split()}
+    assert words and not words & corpus
+
+
+def test_a_corpus_with_a_term_word_is_refused_naming_the_word():
+    texts = {"train": ["The patient was started on cefazolin this morning."]}
+    with pytest.raises(InputError, match="cefazolin"):
+        check_no_terms(BaseRecipe(), texts)
+
+
+def test_corpus_covers_every_word_of_the_builders_carrier_sentences():
+    from asr_flywheel.build.templates import carrier_templates
+
+    train_words = {w for s in normalize_many(BaseRecipe().texts()["train"]) for w in s.split()}
+    carrier_words = {w for t in normalize_many([t.replace("{term}", "") for t in carrier_templates()]) for w in t.split()}
+    assert carrier_words - train_words == set()
+
+
+def test_splits_are_disjoint_and_deterministic_for_a_seed():
+    a, b = BaseRecipe().texts(), BaseRecipe().texts()
+    assert a == b
+    assert not set(a["train"]) & set(a["heldout"]) and not set(a["validation"]) & set(a["heldout"])
+    assert dataclasses.replace(BaseRecipe(), seed=7).texts()["train"] != a["train"]
+    assert ge.SOURCE in BaseRecipe().text_source
+
+
+def test_clip_plans_use_several_voices_speeds_and_noise_levels():
+    plans = bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234)
+    assert len({p.voice for p in plans}) >= 8 and len({p.speed_wpm for p in plans}) >= 5
+    assert {p.noise_level for p in plans} == {"clean", "snr_20db", "snr_15db", "snr_10db"}
+    assert {p.noise_kind for p in plans if p.snr_db} == {"pink", "white"}
+    assert plans == bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234)
+
+
+@pytest.mark.parametrize("kind", ["pink", "white"])
+def test_noise_is_mixed_at_the_labelled_snr(kind):
+    t = np.arange(16000) / 16000
+    speech = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    noise = bc.noise_samples(kind, len(speech), 5)
+    mixed = bc.mix_at_snr(speech, noise, 15.0)
+    residual = mixed - speech
+    snr = 10 * np.log10(np.mean(speech**2) / np.mean(residual**2))
+    assert abs(snr - 15.0) < 0.5
+
+
+def _weights(nemo_path):
+    import io
+
+    import torch
+
+    with tarfile.open(nemo_path) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("model_weights.ckpt"))
+        return torch.load(io.BytesIO(tar.extractfile(member).read()), map_location="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return make_base_model(tmp_path_factory.mktemp("ws-a"), TINY, log=lambda *_: None)
+
+
+@pytest.mark.slow
+def test_recipe_records_corpus_hash_seed_steps_versions_and_heldout_wer(tiny_base):
+    rec = tiny_base.record
+    assert tiny_base.model_path.is_file() and not tiny_base.cached
+    assert len(rec["corpus_hash"]) == 64 and rec["recipe"]["seed"] == TINY.seed
+    assert rec["training_run_info"]["global_steps"] == TINY.max_steps
+    assert {"nemo", "torch", "lightning"} <= set(rec["training_run_info"]["versions"])
+    assert rec["text_source"] == ge.SOURCE and "capitalised" in rec["training_text"]
+    assert rec["heldout_general"]["rows"] == TINY.n_heldout and rec["heldout_general"]["wer"] >= 0
+    assert rec["training_run_info"]["hyperparameters"]["spec_augment"] is False
+
+
+@pytest.mark.slow
+def test_same_recipe_is_a_cache_hit_and_the_same_seed_gives_the_same_weights(tiny_base, tmp_path_factory):
+    again = make_base_model(tiny_base.model_path.parents[3], TINY, log=lambda *_: None)
+    assert again.cached and again.model_path == tiny_base.model_path
+    fresh = make_base_model(tmp_path_factory.mktemp("ws-b"), TINY, log=lambda *_: None)
+    assert fresh.record["corpus_hash"] == tiny_base.record["corpus_hash"]
+    a, b = _weights(tiny_base.model_path), _weights(fresh.model_path)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)

@@ -1,0 +1,217 @@
+"""Deploying to a real tritonserver (nvidia-pytriton wheel, Python backend, CPU) on loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr_flywheel.backends.triton import repository
+from asr_flywheel.backends.triton.client import connect, parse_endpoint
+from asr_flywheel.backends.triton.deployer import DeployError, TritonTarget, deploy_version, rollback
+from asr_flywheel.backends.triton.endpoint import infer_one
+from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.flows import steps
+from asr_flywheel.flows.deploying import deploy_and_verify, deploy_events
+from asr_flywheel.plugins.contracts import Decoder
+
+
+def clips(tiny_dataset: Path, n: int = 6) -> list[str]:
+    return [str(tiny_dataset.parent / "audio" / f"r{i:02d}.wav") for i in range(n)]
+
+
+def target(triton, name: str, protocol: str = "http") -> TritonTarget:
+    return TritonTarget(Path(triton.repo), triton.http_url if protocol == "http" else triton.grpc_url, name, protocol)
+
+
+def cfg_for(triton, name: str, tmp_path: Path) -> FlywheelConfig:
+    cfg = FlywheelConfig(workspace=str(tmp_path / "ws"))
+    return cfg.replace("deploy", repo=triton.repo, url=triton.http_url, model_name=name, concurrency=4)
+
+
+@pytest.fixture(scope="module")
+def hf_v1(triton, trained_hf):
+    return deploy_version(trained_hf.model_path, target(triton, "hf"), backend="hf", decoder=Decoder.CTC)
+
+
+def test_hf_model_serves_over_http_and_grpc_exactly_like_offline(triton, hf_v1, trained_hf, tiny_dataset):
+    paths = clips(tiny_dataset)
+    offline = steps.load_model(str(trained_hf.model_path)).transcribe(paths, batch_size=8)
+    assert hf_v1.version == "1" and hf_v1.endpoint == f"triton://{triton.http_url}/hf/1"
+    http = steps.load_model(f"triton://{triton.http_url}/hf").transcribe(paths, batch_size=4)
+    grpc = steps.load_model(f"tritongrpc://{triton.grpc_url}/hf/1").transcribe(paths, batch_size=4)
+    assert http == offline and grpc == offline
+
+
+def test_float_waveform_with_lengths_gives_the_wav_bytes_transcript(triton, hf_v1, tiny_dataset):
+    import tritonclient.http as th
+
+    path = clips(tiny_dataset, 1)[0]
+    audio, sr = sf.read(path, dtype="float32")
+    assert sr == 16000
+    padded = np.concatenate([audio, np.zeros(4000, np.float32)])[None, :]
+    wave = th.InferInput("WAVEFORM", list(padded.shape), "FP32")
+    wave.set_data_from_numpy(padded)
+    lengths = th.InferInput("LENGTHS", [1, 1], "INT64")
+    lengths.set_data_from_numpy(np.array([[len(audio)]], dtype=np.int64))
+    client = connect(triton.http_url)
+    try:
+        served = client.infer("hf", [wave, lengths]).as_numpy("TRANSCRIPT").reshape(-1)[0].decode()
+        assert served == infer_one(client, parse_endpoint(f"triton://{triton.http_url}/hf"), Path(path).read_bytes())
+    finally:
+        client.close()
+
+
+def test_a_bad_clip_gets_its_own_error_and_the_batch_still_answers(triton, hf_v1, tiny_dataset):
+    endpoint = parse_endpoint(f"triton://{triton.http_url}/hf")
+    payloads = [Path(p).read_bytes() for p in clips(tiny_dataset, 4)]
+    payloads.insert(2, b"RIFF this is not audio")
+    results: dict[int, str] = {}
+
+    def send(i: int, data: bytes) -> None:
+        client = connect(triton.http_url)
+        try:
+            results[i] = infer_one(client, endpoint, data)
+        except Exception as exc:
+            results[i] = f"ERROR {exc}"
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=send, args=(i, d)) for i, d in enumerate(payloads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[2].startswith("ERROR") and "unreadable audio" in results[2]
+    assert all(not results[i].startswith("ERROR") for i in (0, 1, 3, 4))
+
+
+@pytest.fixture(scope="module")
+def swapped(triton, trained_hf, hf_tiny_model):
+    """v1 serving, then v2 deployed while 4 clients keep sending requests to the unversioned name."""
+    tgt = target(triton, "swap", "grpc")
+    v1 = deploy_version(trained_hf.model_path, tgt, backend="hf", decoder=Decoder.CTC)
+    endpoint = parse_endpoint(f"tritongrpc://{triton.grpc_url}/swap")
+    stop, failures, answered = threading.Event(), [], [0]
+
+    def hammer(data: bytes) -> None:
+        client = connect(triton.grpc_url, "grpc")
+        while not stop.is_set():
+            try:
+                infer_one(client, endpoint, data)
+                answered[0] += 1
+            except Exception as exc:
+                failures.append(str(exc))
+        client.close()
+
+    return tgt, v1, hammer, stop, failures, answered
+
+
+def test_second_version_deploys_under_concurrent_requests_with_zero_failures(swapped, tiny_dataset, hf_tiny_model):
+    tgt, v1, hammer, stop, failures, answered = swapped
+    data = Path(clips(tiny_dataset, 1)[0]).read_bytes()
+    threads = [threading.Thread(target=hammer, args=(data,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        before = answered[0]
+        v2 = deploy_version(hf_tiny_model, tgt, backend="hf", decoder=Decoder.CTC)
+        during = answered[0] - before
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert during > 0  # the old version answered while the new one loaded
+    assert (v1.version, v2.version, v2.details["previous_version"]) == ("1", "2", 1)
+    assert repository.read_state(Path(tgt.repo) / "swap").served == 2
+    # v2 is the untrained model, whose transcripts are not empty: served output still equals offline output
+    paths = clips(tiny_dataset)
+    offline = steps.load_model(str(hf_tiny_model)).transcribe(paths, batch_size=8)
+    assert any(offline) and steps.load_model(v2.endpoint).transcribe(paths, batch_size=4) == offline
+
+
+def test_rollback_serves_the_previous_version_again(swapped, triton):
+    tgt = swapped[0]
+    record = rollback(tgt)
+    assert record.version == "1" and record.details["previous_version"] == 2
+    client = connect(triton.http_url)
+    try:
+        assert client.is_model_ready("swap", "1") and not client.is_model_ready("swap", "2")
+    finally:
+        client.close()
+    assert repository.read_state(Path(tgt.repo) / "swap").served == 1
+    assert rollback(tgt, to_version=2).version == "2"
+
+
+def test_broken_version_fails_to_load_while_the_previous_keeps_answering(
+    triton, hf_v1, trained_hf, tiny_dataset, tmp_path
+):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_hf.model_path, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    tgt = target(triton, "hf")
+    served = repository.read_state(Path(triton.repo) / "hf").served
+    with pytest.raises(DeployError, match=f"failed: .*version {served} keeps serving"):
+        deploy_version(broken, tgt, backend="hf", decoder=Decoder.CTC)
+    assert repository.read_state(Path(triton.repo) / "hf").served == served
+    client = connect(triton.http_url)
+    try:
+        assert client.is_model_ready("hf", str(served))
+        infer_one(
+            client, parse_endpoint(f"triton://{triton.http_url}/hf"), Path(clips(tiny_dataset, 1)[0]).read_bytes()
+        )
+    finally:
+        client.close()
+
+
+WRONG_RESAMPLING = """                path.write_bytes(bytes(item))
+                data, rate = sf.read(io.BytesIO(bytes(item)), dtype="float32")
+                sf.write(str(path), data[::2], rate)  # drops every other sample: audio plays twice as fast
+"""
+
+
+def test_parity_passes_for_a_correct_deploy_and_names_rows_when_serving_resamples_wrongly(
+    triton, trained_nemo, trained_hf, tiny_split, tmp_path, monkeypatch
+):
+    validation = tiny_split / "validation.jsonl"
+    offline = steps.evaluate(validation, str(trained_nemo.model_path), tmp_path / "offline", batch_size=8)
+    cfg = cfg_for(triton, "nemo", tmp_path)
+    good = deploy_and_verify(
+        trained_nemo.model_path,
+        validation,
+        offline.paths["offline_hyps"],
+        cfg,
+        out_dir=tmp_path / "d1",
+        deployer="triton",
+    )
+    assert good.ok, good.reason
+    assert good.parity.ok and good.parity.rows == len(validation.read_text().splitlines())
+    assert good.version == "1" and (tmp_path / "d1" / "served" / "per_sample.jsonl").is_file()
+
+    source = repository.model_py_source()
+    bad_source = source.replace("                path.write_bytes(bytes(item))\n", WRONG_RESAMPLING)
+    bad_source = bad_source.replace("import json\n", "import io\nimport json\n")
+    assert bad_source != source
+    monkeypatch.setattr(repository, "model_py_source", lambda: bad_source)
+    bad = deploy_and_verify(
+        trained_nemo.model_path,
+        validation,
+        offline.paths["offline_hyps"],
+        cfg,
+        out_dir=tmp_path / "d2",
+        deployer="triton",
+    )
+    assert not bad.ok and not bad.parity.ok and bad.parity.mismatches
+    assert "served parity failed" in bad.reason and bad.rolled_back_to == "1"
+    assert f"lines {bad.parity.mismatches[0].line}" in bad.reason
+    assert repository.read_state(Path(triton.repo) / "nemo").served == 1
+    events = deploy_events(Path(cfg.workspace) / "registry")
+    assert [(e["version"], e["ok"], e["parity"]) for e in events] == [("1", True, True), ("2", False, False)]
