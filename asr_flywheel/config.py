@@ -320,7 +320,8 @@ def check_hyperparameters(
         (plugins or Plugins()).check_hyperparameters(backend, merged)
     except InputError as err:
         problems = [_locate_hyperparameter(pr, cfg.source, flags) for pr in err.problems]
-        where = f" in {cfg.source.path}" if cfg.source and set(cfg.hyperparameters) - set(flags) else ""
+        from_file = any(not pr.field.startswith("--") for pr in problems)
+        where = f" in {cfg.source.path}" if cfg.source and from_file else ""
         raise InputError(f"{err.summary}{where}", problems) from None
     return merged
 

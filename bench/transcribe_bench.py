@@ -1,10 +1,12 @@
 """Batched vs one-file-at-a-time transcription, same model and audio, measured in one run.
 
-    python bench/transcribe_bench.py [--backend nemo|hf|both] [--clips 64] [--batch-size 32] [--repeats 3]
+    python bench/transcribe_bench.py [--backend nemo|hf|both] [--clips 64] [--batch-size 8] [--repeats 3]
 
 Builds tiny models from config (no downloads), synthesises clinical sentences with espeak-ng, then times the
 flywheel's own transcription path (the backend's LoadedModel.transcribe, exactly what `flywheel eval` and the
-cycle use) two ways: one call over all clips with batching, and one call per clip with batch size 1. Runs are
+cycle use) two ways: one call over all clips with batching (batch size 8 by default, the per-sample sweet spot
+measured on 2 vCPUs and `[cycle] batch_size`'s default; pass --batch-size 32 or more on a GPU), and one call
+per clip with batch size 1. Runs are
 interleaved and the best of --repeats is kept, because this machine is shared and noisy. Prints the ratio.
 """
 

@@ -21,12 +21,15 @@ from asr_flywheel.flows.records import (
     Review,
     TrainRecord,
 )
+from asr_flywheel.flows.transcription import OFFLINE_HYPS
 from asr_flywheel.registry import promotion_due
+from asr_flywheel.split import VALIDATION_FILE
 
 if TYPE_CHECKING:
     from asr_flywheel.flows.cycle import CycleRun
 
 REJECTED = "REJECTED"
+DEPLOY_FAILED = "DEPLOY_FAILED"
 
 
 def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, registered: Registration) -> CycleOutcome:
@@ -42,14 +45,24 @@ def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, regist
         )
         return CycleOutcome(outcome=REJECTED, review=review.describe() if review else None, **base)
     deployed = None
+    review_text = review.describe() if review else None
     if run.deployer:
         deployed = run.step(
             "deploy",
             DeployRecord,
             lambda: tasks.deploy(
-                out_dir=str(run.cycle.path), model_path=trained.model, deployer=run.deployer, decoder=trained.decoder
+                model_path=trained.model,
+                deployer=run.deployer,
+                cfg=run.cfg,
+                out_dir=str(run.cycle.path),
+                registry_dir=str(run.ws.registry_dir),
+                validation_manifest=str(run.cycle.split_dir / VALIDATION_FILE),
+                offline_hyps=str(run.cycle.after_dir / OFFLINE_HYPS),
             ),
         )
+        if not deployed.ok:
+            get_run_logger().warning("cycle %s: not promoted, %s", n, deployed.reason)
+            return CycleOutcome(outcome=DEPLOY_FAILED, review=review_text, deploy=deployed.reason, **base)
     reason = f"KEEP in cycle {n}: {decision.reason}" + (f" ({review.describe()})" if review else "")
     run.step(
         "promote",
@@ -60,7 +73,8 @@ def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, regist
         outcome=decision.decision,
         champion_changed=True,
         deployed=deployed is not None,
-        review=review.describe() if review else None,
+        review=review_text,
+        deploy=deployed.reason if deployed else None,
         **base,
     )
 

@@ -117,11 +117,12 @@ def publish_outcome(outcome: CycleOutcome, *, run_id: str | None) -> None:
     """The outcome on the run page: a flow-level artifact, a tag, and (by the caller) the final state's message."""
     from prefect.artifacts import create_markdown_artifact
 
-    create_markdown_artifact(
-        key=artifact_key(outcome.cycle, "outcome"),
-        markdown=f"# Cycle {outcome.cycle}: **{outcome.outcome}**\n\n{outcome.summary()}\n",
-        description=outcome.summary(),
-    )
+    if outcome.status != "duplicate":  # a no-op run adds nothing to the cycle's keys (its name and tag say it)
+        create_markdown_artifact(
+            key=artifact_key(outcome.cycle, "outcome"),
+            markdown=f"# Cycle {outcome.cycle}: **{outcome.outcome}**\n\n{outcome.summary()}\n",
+            description=outcome.summary(),
+        )
     if run_id:
         tag = "duplicate" if outcome.status == "duplicate" else f"outcome-{(outcome.outcome or 'none').lower()}"
         label_run(run_id, tags=[f"cycle-{outcome.cycle}", tag])

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger
-from prefect.context import get_run_context
+from prefect.runtime import flow_run as prefect_run
 from prefect.states import Completed
 
 from asr_flywheel.config import FlywheelConfig, load_config
@@ -72,7 +72,7 @@ def flywheel_cycle(
     ws = Workspace(workspace or cfg.workspace)
     load_secret_blocks()
     ref = tasks.validate(manifest=manifest, cfg=cfg, content_hash=content_hash, rows=rows)
-    run_id = str(get_run_context().flow_run.id)
+    run_id = str(prefect_run.id)
     claim = ws.claim_version(ref.version, ref.path, again=recycle, rows=ref.rows, flow_run_id=run_id)
     cycle = claim.cycle
     if claim.status == "done":
@@ -90,9 +90,9 @@ def flywheel_cycle(
         try:
             run.begin(proposed, event_rows=rows, event_added_rows=added_rows, flow_run_id=run_id)
             outcome = run_cycle(run)
+            cycle.update_record(status="complete", outcome=outcome.outcome, review=outcome.review)
         finally:
             release_models()
-    cycle.update_record(status="complete", outcome=outcome.outcome, review=outcome.review)
     return finish(outcome, run_id)
 
 

@@ -141,8 +141,10 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     ws = Workspace(workspace)
     print(f"workspace: {ws.root}")
     base, record = base_model(ws)
-    print(f"base model: {base} (recipe {record['recipe_hash']}, held-out general-English WER "
-          f"{record['heldout_general']['wer']:.3f})")
+    print(
+        f"base model: {base} (recipe {record['recipe_hash']}, held-out general-English WER "
+        f"{record['heldout_general']['wer']:.3f})"
+    )
     print("synthesising the general-English control and replay rows (the base recipe's own sentences and voices)")
     control, replay = general_manifests(ws, record, profile)
     settings = {
@@ -184,8 +186,10 @@ def report_cycle(ws: Workspace, outcome: dict) -> None:
             if "leaderboard" in p.name:  # headline and categories; the full board is in the file
                 text = text.split("## 3.")[0]
             print(f"\n--- {p.relative_to(ws.root)} ---\n{text.rstrip()}")
-    print(f"\ncycle {outcome['cycle']}: {outcome.get('status')} → {outcome.get('outcome')}"
-          f"{'  (deployed)' if outcome.get('deployed') else ''}")
+    print(
+        f"\ncycle {outcome['cycle']}: {outcome.get('status')} → {outcome.get('outcome')}"
+        f"{'  (deployed)' if outcome.get('deployed') else ''}"
+    )
 
 
 def report_where(result: DemoResult, profile: DemoProfile) -> None:
@@ -207,6 +211,35 @@ def report_where(result: DemoResult, profile: DemoProfile) -> None:
     print("the flywheel's behaviour, not clinical accuracy. Numbers above are computed by the pipeline on this run.")
 
 
+def non_term_wer(rows: list[dict]) -> tuple[float | None, int]:
+    """(word error rate on the words around the term, words counted) from per_sample rows.
+
+    The issue's test of a general base: its errors on clinical rows must sit on the terms, so the other words
+    must be mostly right. Words are aligned (Levenshtein edit operations); an edit on a term word, or an insertion
+    next to the term, is the term's and is not counted here.
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    from asr_flywheel.normalize import normalize_many
+
+    rows = [r for r in rows if r.get("term")]
+    refs = normalize_many([r["ref"] for r in rows])
+    hyps = normalize_many([r["hyp"] for r in rows])
+    terms = normalize_many([r["term"] for r in rows])
+    errors = words = 0
+    for ref, hyp, term in zip(refs, hyps, terms, strict=True):
+        rw, tw = ref.split(), term.split()
+        start = next((i for i in range(len(rw)) if rw[i : i + len(tw)] == tw), None)
+        if start is None:
+            continue
+        span = set(range(start, start + len(tw)))
+        words += len(rw) - len(tw)
+        for op in Levenshtein.editops(rw, hyp.split()):
+            owner = {op.src_pos, op.src_pos - 1} if op.tag == "insert" else {op.src_pos}
+            errors += not owner & span
+    return (errors / words if words else None), words
+
+
 def demo_summary(result: DemoResult) -> dict:
     """The numbers a test or a report quotes, read from the cycles' own files."""
     ws = Workspace(result.workspace)
@@ -218,7 +251,7 @@ def demo_summary(result: DemoResult) -> dict:
             entry["decision_json"] = fio.read_json(d / "decision.json")
         if (d / "gate.json").is_file():
             entry["gate_json"] = fio.read_json(d / "gate.json")
+        if (d / "baseline" / "per_sample.jsonl").is_file():
+            entry["baseline_non_term_wer"] = non_term_wer(fio.read_jsonl(d / "baseline" / "per_sample.jsonl"))
         out["cycles"].append(entry)
     return out
-
-

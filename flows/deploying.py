@@ -70,6 +70,11 @@ def triton_options(cfg: FlywheelConfig, **overrides) -> dict:
     }
     if opts["protocol"] not in ("http", "grpc"):
         raise InputError(f"deploy protocol must be 'http' or 'grpc', got {opts['protocol']!r}")
+    from asr_flywheel.backends.triton.client import parse_host_port
+    from asr_flywheel.backends.triton.repository import check_name
+
+    parse_host_port(opts["url"])
+    check_name(opts["name"])
     return opts
 
 

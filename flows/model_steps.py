@@ -27,7 +27,8 @@ def require_model(model_ref: str, plugins: Plugins | None = None) -> None:
     if "://" in model_ref:  # a served endpoint (triton://, riva://): its transcriber checks it is reachable
         return
     if plugins.base_model(model_ref) is None and not Path(model_ref).exists():
-        looks_local = model_ref.endswith(".nemo") or model_ref.startswith((".", "/", "~")) or model_ref.count("/") != 1
+        # a bare name is for the backends to resolve; a path must exist
+        looks_local = model_ref.endswith(".nemo") or model_ref.startswith((".", "/", "~"))
         if looks_local:
             raise InputError(f"model file not found: {model_ref}")
 

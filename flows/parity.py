@@ -82,20 +82,38 @@ def check_parity(
 ) -> ParityReport:
     """Score the rows through `endpoint` (writing everything offline eval writes) and compare with offline."""
     from asr_flywheel.flows.steps import evaluate
+
+    offline_rows(validation_manifest, offline_hyps, cfg)  # a mismatched hyps file is bad input: fail before scoring
+    served = evaluate(
+        validation_manifest, endpoint, out_dir, config=cfg, batch_size=cfg.deploy.concurrency, scope="served parity"
+    )
+    return compare_with_offline(endpoint, validation_manifest, offline_hyps, served, cfg, out_dir)
+
+
+def offline_rows(manifest_path: str | Path, offline_hyps: str | Path, cfg: FlywheelConfig) -> list[str]:
+    """The offline transcripts in manifest row order (InputError naming every unmatched row)."""
+    from asr_flywheel.hyps import align_hyps, read_hyps
+    from asr_flywheel.validation import load_manifest
+
+    manifest = load_manifest(manifest_path, cfg, check_audio=False)
+    return align_hyps(manifest, read_hyps(offline_hyps), hyps_name=str(offline_hyps))
+
+
+def compare_with_offline(
+    endpoint: str, manifest_path: str | Path, offline_hyps: str | Path, served, cfg: FlywheelConfig, out_dir
+) -> ParityReport:
+    """Row-by-row and aggregate comparison of an endpoint's eval result (`steps.EvalResult`) with offline hyps;
+    writes parity.json and parity.md next to the served eval's files."""
     from asr_flywheel.hyps import align_hyps, read_hyps
     from asr_flywheel.scoring import score_manifest
     from asr_flywheel.validation import load_manifest
 
-    manifest = load_manifest(validation_manifest, cfg)
+    manifest = load_manifest(manifest_path, cfg, check_audio=False)
     offline = align_hyps(manifest, read_hyps(offline_hyps), hyps_name=str(offline_hyps))
-    out = Path(out_dir)
-    served_eval = evaluate(
-        validation_manifest, endpoint, out, config=cfg, batch_size=cfg.deploy.concurrency, scope="served parity"
-    )
-    served = [r["hyp"] for r in fio.read_jsonl(served_eval.paths["offline_hyps"])]
+    served_hyps = [r["hyp"] for r in fio.read_jsonl(served.paths["offline_hyps"])]
     mismatches = [
         ParityRow(line, audio, o, s)
-        for line, audio, o, s in zip(manifest.lines, manifest.audio_paths, offline, served, strict=True)
+        for line, audio, o, s in zip(manifest.lines, manifest.audio_paths, offline, served_hyps, strict=True)
         if o != s
     ]
     offline_report = score_manifest(manifest, offline, config=cfg, model_name="offline", scope="served parity")
@@ -104,9 +122,10 @@ def check_parity(
         len(manifest),
         mismatches,
         {k: offline_report.metrics[k] for k in METRICS},
-        {k: served_eval.report.metrics[k] for k in METRICS},
-        [str(p) for p in served_eval.paths.values()],
+        {k: served.report.metrics[k] for k in METRICS},
+        [str(p) for p in served.paths.values()],
     )
+    out = Path(out_dir)
     report.files.append(str(fio.write_json(out / "parity.json", report.to_dict())))
     report.files.append(str(fio.write_text(out / "parity.md", report.markdown())))
     return report

@@ -152,10 +152,13 @@ class Review(StepRecord):
 
 @dataclass(frozen=True)
 class DeployRecord(StepRecord):
+    """A deploy and its served-parity check; `ok` only when both succeeded (else `reason` says why)."""
+
     deployer: str
+    ok: bool
+    reason: str
     endpoint: str | None
     version: str | None
-    record: str
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class CycleOutcome:
     champion_changed: bool = False
     deployed: bool = False
     review: str | None = None
+    #: What the deploy (and its served-parity check) said, when deploying is on.
+    deploy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,6 +200,6 @@ class CycleOutcome:
             text += f" ({self.review})"
         if self.champion_changed:
             text += f"; {self.model_id} is the champion"
-        if self.deployed:
-            text += "; deployed"
+        if self.deploy:
+            text += f"; deploy: {self.deploy}"
         return text

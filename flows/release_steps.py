@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import ManifestRef, StartingPoint, Workspace
 from asr_flywheel.flows.records import (
     DecisionRecord,
@@ -17,7 +18,6 @@ from asr_flywheel.flows.records import (
     SplitRecord,
     TrainRecord,
 )
-from asr_flywheel.plugins.manager import Plugins
 
 
 def register(
@@ -59,15 +59,37 @@ def review(*, registry_dir: str | Path, model_id: str, approved: bool, reviewer:
     return Review(approved=approved, reviewer=reviewer, reason=reason, files=[str(reg.path)])
 
 
-def deploy(*, out_dir: str | Path, model_path: str, deployer: str, decoder: str) -> DeployRecord:
-    """Ship a model with a deployer plugin; the deploy record is written next to the cycle's other records."""
-    from asr_flywheel.plugins.contracts import Decoder
+def deploy(
+    *,
+    model_path: str,
+    deployer: str,
+    cfg: FlywheelConfig,
+    out_dir: str | Path,
+    registry_dir: str | Path,
+    validation_manifest: str | None = None,
+    offline_hyps: str | None = None,
+) -> DeployRecord:
+    """Ship a model with a deployer plugin and check served parity on the held-out rows (`flows.deploying`).
+    A failed deploy or parity is a record with `ok=False` and the reason, not an exception: the cycle then keeps
+    the previous champion and says why."""
+    from asr_flywheel.flows.deploying import deploy_and_verify
 
-    out = Path(out_dir)
-    record = Plugins().deployer(deployer).deploy(model_path, decoder=Decoder(decoder), out_dir=out / "deploy")
-    path = fio.write_json(out / "deploy.json", vars(record))
+    outcome = deploy_and_verify(
+        model_path,
+        validation_manifest,
+        offline_hyps,
+        cfg,
+        out_dir=Path(out_dir) / "deploy",
+        deployer=deployer,
+        registry_dir=registry_dir,
+    )
     return DeployRecord(
-        deployer=deployer, endpoint=record.endpoint, version=record.version, record=str(path), files=[str(path)]
+        deployer=outcome.deployer,
+        ok=outcome.ok,
+        reason=outcome.reason,
+        endpoint=outcome.endpoint,
+        version=outcome.version,
+        files=list(outcome.files),
     )
 
 

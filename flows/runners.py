@@ -4,11 +4,11 @@ Chosen by environment so one deployment definition runs anywhere (the runner is 
 imported, which is when a worker loads it):
 
     FLYWHEEL_TASK_RUNNER=threads   (default)  FLYWHEEL_MAX_WORKERS=2
-    FLYWHEEL_TASK_RUNNER=dask      FLYWHEEL_DASK_ADDRESS=tcp://scheduler:8786   (needs `pip install prefect-dask`)
+    FLYWHEEL_TASK_RUNNER=dask      FLYWHEEL_DASK_ADDRESS=tcp://scheduler:8786   (needs the `dask` extra)
     FLYWHEEL_TASK_RUNNER=ray       FLYWHEEL_RAY_ADDRESS=ray://head:10001        (needs `pip install prefect-ray`)
 
 Install the integrations with the project's constraints (`-c constraints.txt`) so they cannot downgrade prefect.
-Each Dask/Ray worker process loads the model once and transcribes its shards (flows.steps.load_model).
+Each Dask/Ray worker process loads the model once and transcribes its shards (flows.transcription.load_model).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def task_runner_from_env(env: dict | None = None):
             from prefect_dask import DaskTaskRunner
         except ImportError as exc:
             raise InputError(
-                "FLYWHEEL_TASK_RUNNER=dask needs prefect-dask: pip install -c constraints.txt prefect-dask"
+                "FLYWHEEL_TASK_RUNNER=dask needs prefect-dask: pip install -c constraints.txt 'asr-flywheel[dask]'"
             ) from exc
         address = env.get("FLYWHEEL_DASK_ADDRESS")
         return DaskTaskRunner(address=address) if address else DaskTaskRunner()

@@ -29,7 +29,11 @@ def register_base_models():
 
 @hookspec
 def register_trainers():
-    """Return a list of `Trainer` objects, each with a unique `name` (the backend name, e.g. "nemo")."""
+    """Return a list of `Trainer` objects, each with a unique `name` (the backend name, e.g. "nemo").
+
+    A trainer should also have `check_hyperparameters(overrides: dict) -> dict` (merged over its defaults, an
+    `InputError` per unknown or invalid key, no compute): the CLI and the cycle call it before any work starts.
+    """
 
 
 @hookspec

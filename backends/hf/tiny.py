@@ -2,7 +2,7 @@
 
 Same classes, processor and save/load path as `google/medasr` (Conformer encoder, CTC head, 128 log-mel
 features, SentencePiece-style tokenizer with <pad>=blank, </s>, <unk>), but a character vocabulary and a
-64-wide, 2-layer encoder so it trains in seconds on a CPU.
+64-wide, 2-layer encoder so it trains in seconds on a CPU. Seeded: the same seed gives the same weights.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from asr_flywheel.normalize import normalize_many
 SPECIALS = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
 
 
-def build_tiny_medasr(texts: list[str], out_dir: str | Path, *, hidden: int = 64, layers: int = 2) -> Path:
+def build_tiny_medasr(
+    texts: list[str], out_dir: str | Path, *, hidden: int = 64, layers: int = 2, seed: int = 0
+) -> Path:
+    import torch
     from transformers import (
         LasrCTCConfig,
         LasrEncoderConfig,
@@ -51,6 +54,7 @@ def build_tiny_medasr(texts: list[str], out_dir: str | Path, *, hidden: int = 64
     processor = LasrProcessor(
         feature_extractor=LasrFeatureExtractor(feature_size=128, sampling_rate=16000), tokenizer=tokenizer
     )
+    torch.manual_seed(seed)
     with fio.atomic_dir(out_dir) as tmp:
         LasrForCTC(config).save_pretrained(str(tmp))
         processor.save_pretrained(str(tmp))

@@ -95,6 +95,7 @@ def deploy_version(
     path = Path(model_path)
     if not path.exists():
         raise InputError(f"model not found: {path}")
+    parse_host_port(target.url)
     mdir = repo_mod.model_dir(target.repo, target.name)
     opts = _options(mdir, serving)
     previous = repo_mod.read_state(mdir).served

@@ -19,17 +19,30 @@ def backend_of(model_path: str) -> str:
     return claiming[0]
 
 
+def _configured() -> dict:
+    """`[deploy]` from the configuration file, for callers that pass no target (e.g. a plain deploy step)."""
+    from asr_flywheel.config import load_config
+
+    cfg = load_config()
+    d = cfg.deploy
+    return {
+        "repo": d.repo or str(Path(cfg.workspace) / "triton"),
+        "url": d.url,
+        "name": d.model_name,
+        "protocol": d.protocol,
+    }
+
+
 class TritonDeployer:
     name = "triton"
 
     def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord:
         """Options: repo, url (HOST:PORT of the server's HTTP or gRPC port), name, protocol ("http"/"grpc"),
-        backend (default: whichever transcriber claims the model), batch_size, and ServingOptions fields."""
+        backend (default: whichever transcriber claims the model), batch_size, and ServingOptions fields.
+        Target options not given come from `[deploy]`."""
         from asr_flywheel.backends.triton.deployer import TritonTarget, deploy_version
 
-        missing = [k for k in ("repo", "url", "name") if not options.get(k)]
-        if missing:
-            raise InputError(f"the triton deployer needs {', '.join(missing)} (see [deploy] in the configuration)")
+        options = {**_configured(), **{k: v for k, v in options.items() if v is not None}}
         target = TritonTarget(
             Path(options.pop("repo")), options.pop("url"), options.pop("name"), options.pop("protocol", "http")
         )

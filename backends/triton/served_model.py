@@ -7,6 +7,7 @@ offline code itself, not a copy of it: served parity then only depends on servin
 (`triton_python_backend_utils` exists only there).
 """
 
+import contextlib
 import json
 import locale
 import shutil
@@ -18,10 +19,8 @@ import triton_python_backend_utils as pb_utils
 
 # The stub embeds Python in isolated mode: no UTF-8 mode, no locale from the environment, so open() would
 # default to ASCII and NeMo/torch fail reading their own UTF-8 files. Set the locale before importing them.
-try:
+with contextlib.suppress(locale.Error):
     locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
-except locale.Error:
-    pass
 
 SAMPLE_RATE = 16000
 

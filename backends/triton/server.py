@@ -5,7 +5,9 @@ binary is started instead, with what `notes/triton-riva.md` found it needs: one 
 Python backend and the stub for this interpreter, this interpreter's libpython first on LD_LIBRARY_PATH (the copied
 stub loses its RPATH), this environment's `bin/` first on PATH (the stub runs the first `python3`, which must import
 the flywheel and the model libraries), explicit model-control mode, loopback binding and a short exit timeout.
-State (pid, ports, log) lives in `<repo>/.serve/`; Triton ignores it because no model is ever named `.serve`.
+State (pid, ports, log) lives in `<repo>/.serve/`, which is also the server's working directory: the stub puts its
+working directory on sys.path, so a directory named like a package (e.g. `triton/`) in the caller's working
+directory would shadow that package inside every served model. Triton ignores `.serve` (no model has that name).
 """
 
 from __future__ import annotations
@@ -128,7 +130,9 @@ def start(
     ]
     log = state / "tritonserver.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=server_env(), start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=server_env(), start_new_session=True, cwd=state
+        )
     info = ServerInfo(proc.pid, str(repo), host, http_port, grpc_port, str(log))
     (state / "server.json").write_text(json.dumps(asdict(info)))
     _wait_live(info, proc, timeout_s)

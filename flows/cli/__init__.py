@@ -6,7 +6,8 @@ only inside the verbs that need them, so `flywheel --help`, `validate`, `score`,
 start fast.
 
 Exit codes: 0 success, 2 bad input (every problem listed), 1 any other failure (one `error:` line; the traceback
-with FLYWHEEL_DEBUG=1), 130 interrupted by SIGINT, 143 terminated by SIGTERM.
+with FLYWHEEL_DEBUG=1), 130 interrupted by SIGINT, 143 terminated by SIGTERM. Error text is passed through
+`secrets.redact`: an exception that quotes a token never prints it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import traceback
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.cli import building, cycle, manifests, models, recipes, scoring, server, serving
 from asr_flywheel.flows.cli._common import print_problems
-from asr_flywheel.flows.cli._signals import Interrupted, interrupts_raise
+from asr_flywheel.flows.cli._signals import Interrupted, interrupts_raise, signal_of
+from asr_flywheel.secrets import redact
 
 #: Verb groups, in the order `flywheel --help` lists them.
 GROUPS = (manifests, building, scoring, models, recipes, cycle, server, serving)
@@ -43,36 +45,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        with interrupts_raise():
-            return int(args.func(args) or 0)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        sig = exc if isinstance(exc, Interrupted) else Interrupted(2)
-        print(sig.message(args.command), file=sys.stderr)
-        if argv is None:  # a real process: do not wait for worker threads still busy with the stopped work
-            _exit_now_if_threads(sig.exit_code)
-        return sig.exit_code
-    except SystemExit as exc:
-        if type(exc).__name__ == "SIGTERMException":  # Lightning's SIGTERM path exits 0: never report success
-            print(Interrupted(15).message(args.command), file=sys.stderr)
-            return 143
-        raise
-    except InputError as err:
-        print_problems(err, as_json=False, json_flag=hasattr(args, "json"))
-        return err.exit_code
-    except FlywheelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except Exception as err:
-        return _unexpected(err)
+    failure: BaseException | None = None
+    with interrupts_raise() as received:
+        try:
+            code = int(args.func(args) or 0)
+        except BaseException as exc:
+            code, failure = 1, exc
+    signum = received.signum or (signal_of(failure) if failure else None)
+    if signum:  # a signal arrived: never report success, whatever the interrupted code made of it
+        return _interrupted(Interrupted(signum), args.command, hard_exit=argv is None)
+    return _failure(failure, args) if failure else code
+
+
+def _failure(exc: BaseException, args: argparse.Namespace) -> int:
+    if isinstance(exc, InputError):
+        print_problems(exc, as_json=False, json_flag=hasattr(args, "json"))
+        return exc.exit_code
+    if isinstance(exc, FlywheelError):
+        print(redact(f"error: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, Exception):
+        return _unexpected(exc)
+    raise exc  # SystemExit and the like from a verb keep their meaning
+
+
+def _interrupted(sig: Interrupted, verb: str, *, hard_exit: bool) -> int:
+    print(sig.message(verb), file=sys.stderr)
+    if hard_exit:  # a real process: do not wait for worker threads still busy with the stopped work
+        _exit_now_if_threads(sig.exit_code)
+    return sig.exit_code
 
 
 def _unexpected(err: Exception) -> int:
     """Last resort: one line instead of a traceback (which FLYWHEEL_DEBUG=1 shows), and never exit 0."""
     if os.environ.get("FLYWHEEL_DEBUG", "") not in ("", "0"):
-        traceback.print_exc()
+        print(redact(traceback.format_exc()), end="", file=sys.stderr)
     else:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(redact(f"error: {type(err).__name__}: {err}"), file=sys.stderr)
         print("rerun with FLYWHEEL_DEBUG=1 for the traceback", file=sys.stderr)
     return 1
 

@@ -9,6 +9,7 @@ import tempfile
 
 from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.errors import TERMINAL_LIMIT, InputError
+from asr_flywheel.secrets import redact
 
 
 def config_from(args) -> FlywheelConfig:
@@ -24,7 +25,7 @@ def print_problems(err: InputError, as_json: bool, *, json_flag: bool = True) ->
         fd, name = tempfile.mkstemp(prefix="flywheel-problems-", suffix=".jsonl")
         os.close(fd)
         hint = f"full list in {err.write_problems(name)}" + ("" if as_json or not json_flag else " or with --json")
-    print(err.render(TERMINAL_LIMIT, full_list_hint=hint), file=sys.stderr)
+    print(redact(err.render(TERMINAL_LIMIT, full_list_hint=hint)), file=sys.stderr)
 
 
 def overrides(args) -> dict:

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 #: Signals the CLI turns into `Interrupted`.
 HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -43,19 +44,44 @@ class Interrupted(BaseException):
         return f"{line}; {hint}" if hint else line
 
 
-def _raise(signum: int, _frame: object) -> None:
-    raise Interrupted(signum)
+@dataclass
+class Received:
+    """The first signal received during one CLI call (libraries may replace `Interrupted` with their own error
+    while cleaning up, e.g. NeMo's transcribe raising ValueError from a `finally`; the exit code must not follow)."""
+
+    signum: int | None = None
+
+
+def signal_of(exc: BaseException) -> int | None:
+    """The signal an exception (or one it replaced, via __context__) stands for, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, Interrupted):
+            return seen.signum
+        if isinstance(seen, KeyboardInterrupt):
+            return signal.SIGINT
+        if type(seen).__name__ == "SIGTERMException":  # Lightning's own SIGTERM path (a SystemExit with code 0)
+            return signal.SIGTERM
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextlib.contextmanager
-def interrupts_raise() -> Iterator[None]:
+def interrupts_raise() -> Iterator[Received]:
     """Install the handlers for the duration of one CLI call (restoring the previous ones, as tests call main)."""
+    received = Received()
+
+    def handler(signum: int, _frame: object) -> None:
+        if received.signum is None:
+            received.signum = signum
+        raise Interrupted(signum)
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
-    previous = {s: signal.signal(s, _raise) for s in HANDLED}
+    previous = {s: signal.signal(s, handler) for s in HANDLED}
     try:
-        yield
+        yield received
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)

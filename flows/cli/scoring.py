@@ -128,6 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a served model: triton://HOST:PORT/NAME[/VERSION], tritongrpc://..., riva://HOST:PORT or rivas://",
     )
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--offline-hyps", help="with --endpoint: report divergence from these offline transcripts")
     p.add_argument("--batch-size", type=positive_int, default=8, help="8 suits CPUs; raise to 32+ on a GPU")
     p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
     p.add_argument("--cycle", type=int, default=0)
@@ -248,13 +249,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from asr_flywheel.flows import parity
     from asr_flywheel.flows.steps import evaluate
 
+    cfg = config_from(args)
+    if args.offline_hyps:
+        parity.offline_rows(args.manifest, args.offline_hyps, cfg)  # bad hyps fail before transcribing
     res = evaluate(
         args.manifest,
         args.model,
         args.out,
-        config=config_from(args),
+        config=cfg,
         batch_size=args.batch_size,
         backend=args.backend,
         cycle=args.cycle,
@@ -263,4 +268,7 @@ def cmd_eval(args) -> int:
     )
     print("\n" + res.record.headline())
     print_paths(res.record.files)
+    if args.offline_hyps:
+        report = parity.compare_with_offline(args.model, args.manifest, args.offline_hyps, res, cfg, args.out)
+        print(f"served vs offline: {report.summary} (parity.md)")
     return 0

@@ -175,6 +175,22 @@ def test_an_unexpected_exception_is_one_error_line_and_exit_1(monkeypatch, capsy
     assert "Traceback (most recent call last)" in err and "RuntimeError: disk on fire" in err
 
 
+def test_error_messages_never_print_a_secret(monkeypatch, capsys):
+    from asr_flywheel.plugins.manager import Plugins
+
+    monkeypatch.setenv("HF_TOKEN", "hf_SECRETvalue123")
+
+    def leaky(self):
+        raise RuntimeError("401 for https://hub.example?token=hf_SECRETvalue123")
+
+    monkeypatch.setattr(Plugins, "base_models", leaky)
+    for debug in ("0", "1"):
+        monkeypatch.setenv("FLYWHEEL_DEBUG", debug)
+        assert main(["models"]) == 1
+        err = capsys.readouterr().err
+        assert "token=***" in err and "hf_SECRETvalue123" not in err
+
+
 def test_a_malformed_set_is_exit_2_before_anything_runs(tmp_path, capsys):
     assert main(["train", str(tmp_path), "--base", "nvidia/parakeet-ctc-0.6b", "--out", "o", "--set", "epochs"]) == 2
     assert "--set expects key=value, got 'epochs'" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from helpers import subprocess_env, write_tiny_cycle_config
+
 FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
 
 
@@ -80,3 +82,27 @@ def test_sigint_during_eval_exits_130_and_writes_no_metrics(nemo_tiny_models, ti
     assert "flywheel eval: interrupted by SIGINT; stopped without writing complete outputs" in err
     assert "Traceback" not in err
     assert not (out / "metrics.json").exists() and not (out / "offline_hyps.jsonl").exists()
+
+
+def test_sigint_during_a_cycle_exits_130_and_keeps_the_checkpoint(
+    prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    ws, log = tmp_path / "ws", tmp_path / "cycle.log"
+    config = write_tiny_cycle_config(
+        tmp_path / "fw.toml", ws, nemo_tiny_models["ctc"], epochs=200, hyperparameters={"early_stopping_patience": 0}
+    )
+    proc = subprocess.Popen(
+        [FLYWHEEL, "cycle", str(tiny_dataset), "--config", str(config)],
+        env=subprocess_env(prefect_server, config),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    model_dir = ws / "cycles" / "cycle-0001" / "model"
+    wait_until(lambda: list(model_dir.glob(".checkpoints/*/last.ckpt")), proc, log)
+    rc, err = stop_with(proc, signal.SIGINT, log)
+    assert rc == 130, err[-3000:]
+    assert (
+        "flywheel cycle: interrupted by SIGINT; stopped without writing complete outputs; "
+        "rerun the same command to resume the cycle"
+    ) in err
+    assert not (model_dir / "adapted_model.nemo").exists() and list(model_dir.glob(".checkpoints/*/last.ckpt"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("prefect_dask", reason="the dask extra (prefect-dask) is not installed")
+pytestmark = pytest.mark.slow
 
 
 def test_sharded_transcription_on_a_dask_cluster_matches_the_thread_runner(

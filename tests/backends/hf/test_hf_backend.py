@@ -31,9 +31,21 @@ def test_tiny_model_reloads_through_the_auto_classes_offline(hf_tiny_model):
     assert out.split() == ["LasrProcessor", "LasrForCTC", "lasr_ctc"]
 
 
+PROGRESS: list[tuple[int, int]] = []
+
+
 @pytest.fixture(scope="module")
 def trained(hf_tiny_model, tiny_split, tmp_path_factory):
-    return steps.train(tiny_split, str(hf_tiny_model), tmp_path_factory.mktemp("hf-sft"), hyperparameters=FAST)
+    out = tmp_path_factory.mktemp("hf-sft")
+    return steps.train(
+        tiny_split, str(hf_tiny_model), out, hyperparameters=FAST, progress=lambda d, t: PROGRESS.append((d, t))
+    )
+
+
+def test_training_reports_progress_step_by_step(trained):
+    steps_done = [d for d, _ in PROGRESS]
+    assert steps_done == list(range(1, len(steps_done) + 1)) and steps_done
+    assert {t for _, t in PROGRESS} == {len(steps_done)}  # the total is known from the start
 
 
 def test_sft_saves_a_pretrained_dir_with_run_info(trained):
@@ -106,3 +118,33 @@ def test_gated_medasr_gives_an_actionable_error_and_never_leaks_the_token(with_t
     assert "gated on the Hugging Face Hub" in proc.stderr
     assert ("has no access" if with_token else "set HF_TOKEN") in proc.stderr
     assert fake not in proc.stderr + proc.stdout
+
+
+def test_the_trainer_uses_the_base_model_resolved_in_the_request(hf_tiny_model, tiny_split, tmp_path, monkeypatch):
+    """The trainer takes decoder and viability from the request, never from the plugin manager."""
+    import asr_flywheel.plugins.manager as manager
+    from asr_flywheel.backends.hf.trainer import HfCtcTrainer
+    from asr_flywheel.errors import RefusedError
+    from asr_flywheel.plugins.contracts import TrainRequest
+
+    monkeypatch.setattr(manager, "Plugins", None)  # any query of the plugin manager would crash
+    request = TrainRequest(
+        base=str(hf_tiny_model),
+        train_manifest=tiny_split / "train.jsonl",
+        validation_manifest=tiny_split / "validation.jsonl",
+        out_dir=tmp_path / "out",
+        base_model=HfCtcTrainer().describe(str(hf_tiny_model)),
+        method="lora",
+    )
+    with pytest.raises(RefusedError, match="stock SFT only"):
+        HfCtcTrainer().train(request)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiny_medasr_is_seeded(tmp_path):
+    from asr_flywheel.backends.hf.tiny import build_tiny_medasr
+
+    texts = ["give cefazolin", "all good"]
+    a, b, c = (build_tiny_medasr(texts, tmp_path / n, seed=s) for n, s in (("a", 1), ("b", 1), ("c", 2)))
+    weights = [(p / "model.safetensors").read_bytes() for p in (a, b, c)]
+    assert weights[0] == weights[1] != weights[2]

@@ -31,9 +31,7 @@ GENERAL = ["the weather is nice today", "we walked to the market", "please close
 def replay_split(split_dir, synth, tmp_path_factory):
     """A copy of the split with general-English replay rows mixed in (asr_flywheel.replay)."""
     root = tmp_path_factory.mktemp("replay")
-    rows = [
-        {"audio_filepath": str(synth(t, root / "audio" / f"g{i}.wav")), "text": t} for i, t in enumerate(GENERAL)
-    ]
+    rows = [{"audio_filepath": str(synth(t, root / "audio" / f"g{i}.wav")), "text": t} for i, t in enumerate(GENERAL)]
     general = root / "general.jsonl"
     general.write_text("".join(json.dumps(r) + "\n" for r in rows))
     split = root / "split"
@@ -193,3 +191,31 @@ def test_tiny_models_are_seeded_and_spell_digits_and_hyphens(tmp_path):
     assert model.cfg.encoder.subsampling_factor == 4
     tok = model.tokenizer
     assert tok.ids_to_text(tok.text_to_ids("a1c piperacillin-tazobactam")) == "a1c piperacillin-tazobactam"
+
+
+def test_the_trainer_uses_the_base_model_resolved_in_the_request(nemo_tiny_models, split_dir, tmp_path, monkeypatch):
+    """A refused entry travels in the request and the trainer refuses it without asking the plugin manager."""
+    import asr_flywheel.plugins.manager as manager
+    from asr_flywheel.backends.nemo.trainer import NemoTrainer
+    from asr_flywheel.plugins.contracts import BaseModel, SftViability, TrainRequest
+
+    monkeypatch.setattr(manager, "Plugins", None)  # any query of the plugin manager would crash
+    entry = BaseModel(
+        name="tiny",
+        family="FastConformer-CTC",
+        decoder=Decoder.CTC,
+        backend="nemo",
+        sft=SftViability.REFUSED,
+        refusal_reason="known to collapse",
+        source=str(nemo_tiny_models["ctc"]),
+    )
+    request = TrainRequest(
+        base="tiny",
+        train_manifest=split_dir / "train.jsonl",
+        validation_manifest=split_dir / "validation.jsonl",
+        out_dir=tmp_path / "out",
+        base_model=entry,
+    )
+    with pytest.raises(RefusedError, match="known to collapse"):
+        NemoTrainer().train(request)
+    assert not (tmp_path / "out").exists()

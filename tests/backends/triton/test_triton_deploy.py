@@ -178,40 +178,46 @@ WRONG_RESAMPLING = """                path.write_bytes(bytes(item))
 """
 
 
-def test_parity_passes_for_a_correct_deploy_and_names_rows_when_serving_resamples_wrongly(
-    triton, trained_nemo, trained_hf, tiny_split, tmp_path, monkeypatch
-):
+def test_trained_nemo_model_deploys_and_served_parity_holds_on_every_row(triton, trained_nemo, tiny_split, tmp_path):
     validation = tiny_split / "validation.jsonl"
     offline = steps.evaluate(validation, str(trained_nemo.model_path), tmp_path / "offline", batch_size=8)
     cfg = cfg_for(triton, "nemo", tmp_path)
-    good = deploy_and_verify(
+    out = deploy_and_verify(
         trained_nemo.model_path,
         validation,
         offline.paths["offline_hyps"],
         cfg,
-        out_dir=tmp_path / "d1",
+        out_dir=tmp_path / "d",
         deployer="triton",
     )
-    assert good.ok, good.reason
-    assert good.parity.ok and good.parity.rows == len(validation.read_text().splitlines())
-    assert good.version == "1" and (tmp_path / "d1" / "served" / "per_sample.jsonl").is_file()
+    assert out.ok, out.reason
+    assert out.parity.ok and out.parity.rows == len(validation.read_text().splitlines())
+    assert out.version == "1" and out.record["details"]["backend"] == "nemo"
+    assert (tmp_path / "d" / "served" / "per_sample.jsonl").is_file()  # everything offline eval writes
+    assert deploy_events(Path(cfg.workspace) / "registry")[-1]["parity"] is True
+
+
+def test_parity_names_rows_when_the_served_model_resamples_wrongly_and_rolls_back(
+    triton, hf_tiny_model, tiny_split, tmp_path, monkeypatch
+):
+    """The untrained tiny model's transcripts depend on clip length, so wrong resampling shows in every row."""
+    validation = tiny_split / "validation.jsonl"
+    offline = steps.evaluate(validation, str(hf_tiny_model), tmp_path / "offline", batch_size=8)
+    cfg = cfg_for(triton, "parity", tmp_path)
+    args = (hf_tiny_model, validation, offline.paths["offline_hyps"], cfg)
+    good = deploy_and_verify(*args, out_dir=tmp_path / "d1", deployer="triton")
+    assert good.ok and good.parity.ok, good.reason
 
     source = repository.model_py_source()
     bad_source = source.replace("                path.write_bytes(bytes(item))\n", WRONG_RESAMPLING)
     bad_source = bad_source.replace("import json\n", "import io\nimport json\n")
     assert bad_source != source
     monkeypatch.setattr(repository, "model_py_source", lambda: bad_source)
-    bad = deploy_and_verify(
-        trained_nemo.model_path,
-        validation,
-        offline.paths["offline_hyps"],
-        cfg,
-        out_dir=tmp_path / "d2",
-        deployer="triton",
-    )
+    bad = deploy_and_verify(*args, out_dir=tmp_path / "d2", deployer="triton")
     assert not bad.ok and not bad.parity.ok and bad.parity.mismatches
     assert "served parity failed" in bad.reason and bad.rolled_back_to == "1"
     assert f"lines {bad.parity.mismatches[0].line}" in bad.reason
-    assert repository.read_state(Path(triton.repo) / "nemo").served == 1
+    assert repository.read_state(Path(triton.repo) / "parity").served == 1
+    assert "FAIL" in (tmp_path / "d2" / "served" / "parity.md").read_text()
     events = deploy_events(Path(cfg.workspace) / "registry")
     assert [(e["version"], e["ok"], e["parity"]) for e in events] == [("1", True, True), ("2", False, False)]

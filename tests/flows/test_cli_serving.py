@@ -1,0 +1,88 @@
+"""The serving tour through the CLI: serve start → deploy → eval --endpoint → rollback → serve stop, with a real
+tritonserver on loopback ports and a tiny MedASR-architecture model; plus the bad-input exits."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from asr_flywheel.flows.cli import main
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default workspace (deploy log, records) lands here
+    repo = tmp_path / "repo"
+    http, grpc = free_ports(2)
+    args = ["--repo", str(repo), "--http-port", str(http), "--grpc-port", str(grpc)]
+    assert main(["serve", "start", *args]) == 0
+    yield repo, f"127.0.0.1:{http}", f"127.0.0.1:{grpc}"
+    main(["serve", "stop", "--repo", str(repo)])
+
+
+def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manifest, tmp_path, capsys):
+    repo, http, grpc = served
+    assert main(["serve", "status", "--repo", str(repo)]) == 0
+    assert f"HTTP {http}" in capsys.readouterr().out
+    target = ["--repo", str(repo), "--url", http, "--name", "clin"]
+    assert main(["deploy", str(hf_tiny_model), "--to", "triton", *target, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["ok"] and first["version"] == "1" and first["endpoint"] == f"triton://{http}/clin/1"
+    assert main(["deploy", str(hf_tiny_model), "--to", "triton", *target]) == 0
+    assert "deployed: version 2 serves" in capsys.readouterr().out
+
+    offline = tmp_path / "offline"
+    assert main(["eval", str(clinical_manifest), "--model", str(hf_tiny_model), "--out", str(offline)]) == 0
+    capsys.readouterr()
+    for endpoint in (f"triton://{http}/clin", f"tritongrpc://{grpc}/clin"):
+        out = tmp_path / endpoint.split(":")[0]
+        argv = ["eval", str(clinical_manifest), "--endpoint", endpoint, "--out", str(out)]
+        assert main([*argv, "--offline-hyps", str(offline / "offline_hyps.jsonl")]) == 0
+        assert "served vs offline: all 8 rows identical" in capsys.readouterr().out
+        assert (out / "per_sample.jsonl").is_file() and (out / "parity.md").is_file()
+
+    assert main(["rollback", "clin", "--repo", str(repo), "--url", http]) == 0
+    assert "clin now serves version 1" in capsys.readouterr().out
+    log = [json.loads(x) for x in (tmp_path / "workspace" / "registry" / "deploys.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["version"]) for e in log] == [("deploy", "1"), ("deploy", "2"), ("rollback", "1")]
+
+    assert main(["rollback", "clin", "--repo", str(repo), "--url", http, "--to-version", "9"]) == 2
+    assert "has no version 9" in capsys.readouterr().err
+
+
+def test_deploy_to_riva_prints_and_writes_the_script(nemo_tiny_models, tmp_path, capsys):
+    assert main(["deploy", str(nemo_tiny_models["tdt"]), "--to", "riva", "--out", str(tmp_path / "riva")]) == 0
+    out = capsys.readouterr().out
+    assert "--decoder_type=nemo" in out and (tmp_path / "riva" / "riva_deploy.sh").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["deploy", "missing.nemo", "--to", "triton", "--url", "127.0.0.1:1"], "model not found"),
+        (["deploy", "{model}", "--to", "triton", "--url", "nonsense"], "--url must be HOST:PORT"),
+        (["deploy", "{model}", "--to", "triton", "--name", "bad name!"], "invalid model name"),
+        (["deploy", "{model}", "--to", "riva"], "--to riva needs --out"),
+        (["deploy", "{model}", "--to", "triton", "--parity-manifest", "m.jsonl"], "go together"),
+        (["serve", "start", "--http-port", "9", "--grpc-port", "9"], "must differ"),
+        (["eval", "{model}", "--endpoint", "triton://127.0.0.1:1", "--out", "{out}"], None),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(argv, message, hf_tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(model=hf_tiny_model, out=tmp_path / "o") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message is None or message in err
