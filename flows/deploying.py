@@ -17,7 +17,7 @@ from pathlib import Path
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import FlywheelError, InputError
-from asr_flywheel.flows.parity import ParityReport, check_parity
+from asr_flywheel.flows.parity import ParityReport, check_parity, offline_rows
 from asr_flywheel.plugins.contracts import Decoder, DeployRecord
 
 DEPLOY_LOG = "deploys.jsonl"
@@ -128,8 +128,12 @@ def deploy_and_verify(
     registry = Path(registry_dir) if registry_dir else Path(cfg.workspace) / "registry"
     options = triton_options(cfg, **overrides) if name == "triton" else dict(overrides)
     model_decoder(str(model_path))  # a missing or unrecognised model is bad input, not a failed deploy
+    if validation_manifest is not None and offline_hyps is not None:
+        offline_rows(validation_manifest, offline_hyps, cfg)  # so are parity rows that do not match their hyps
     try:
         record = deploy_model(str(model_path), name, out, **options)
+    except InputError:
+        raise
     except FlywheelError as exc:
         outcome = DeployOutcome(False, name, str(model_path), reason=f"deploy failed: {exc}")
         return _finish(outcome, registry, out)
@@ -140,7 +144,12 @@ def deploy_and_verify(
     if validation_manifest is None or offline_hyps is None:
         outcome.reason = f"version {record.version} serves at {record.endpoint}; parity not checked (no rows given)"
         return _finish(outcome, registry, out)
-    outcome.parity = check_parity(record.endpoint, validation_manifest, offline_hyps, cfg, out / "served")
+    try:
+        outcome.parity = check_parity(record.endpoint, validation_manifest, offline_hyps, cfg, out / "served")
+    except FlywheelError as exc:  # the endpoint failed some clips: a serving problem like any other difference
+        outcome.ok, outcome.reason = False, f"served parity could not run: {exc}"
+        outcome.rolled_back_to = _roll_back(record, options)
+        return _finish(outcome, registry, out)
     outcome.files += outcome.parity.files
     if outcome.parity.ok:
         outcome.reason = f"version {record.version} serves at {record.endpoint}; parity holds on every row"

@@ -122,6 +122,14 @@ def corpus_wer(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     return float(s.word_errors.sum() / s.ref_words.sum()), float(s.char_errors.sum() / s.ref_chars.sum())
 
 
+def use_bf16(hp: dict) -> tuple[bool, bool]:
+    """(CUDA available, train in bf16): bf16 only on a GPU that supports it."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return cuda, hp["precision"] in ("auto", "bf16") and cuda and torch.cuda.is_bf16_supported()
+
+
 class HfCtcTrainer:
     name = "hf"
 
@@ -150,7 +158,6 @@ class HfCtcTrainer:
         return self._fit(request, hp, out)
 
     def _fit(self, request: TrainRequest, hp: dict, out: Path) -> TrainResult:
-        import torch
         import transformers
 
         from asr_flywheel.backends.hf import _training as ht
@@ -162,8 +169,7 @@ class HfCtcTrainer:
         preflight(train_rows, processor, str(request.train_manifest))
         preflight(val_rows, processor, str(request.validation_manifest))
 
-        cuda = torch.cuda.is_available()
-        bf16 = hp["precision"] in ("auto", "bf16") and cuda and torch.cuda.is_bf16_supported()
+        cuda, bf16 = use_bf16(hp)
         ckpt_dir = out / ".checkpoints" / fingerprint(entry.weights, hp, request.train_manifest)
         trainer = ht.CTCTrainer(
             model=model,
@@ -187,10 +193,7 @@ class HfCtcTrainer:
             trainer.save_model(str(tmp))
             processor.save_pretrained(str(tmp))
         shutil.rmtree(out / ".checkpoints", ignore_errors=True)
-        metrics = {
-            **{k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)},
-            **{k: float(v) for k, v in final_eval.items() if isinstance(v, int | float)},
-        }
+        metrics = {k: float(v) for k, v in {**result.metrics, **final_eval}.items() if isinstance(v, int | float)}
         dataset, replay = dataset_record(request)
         info = RunInfo(
             backend=self.name,

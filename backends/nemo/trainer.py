@@ -73,6 +73,29 @@ def run_differences(plan: ContainerPlan, hp: dict, precision: str, on_gpu: bool,
     return out
 
 
+def device_and_precision(request: TrainRequest, hp: dict, out: Path) -> tuple[bool, str, str | None]:
+    """(on GPU, precision, note); TDT without CUDA is refused here, after the container command is written."""
+    import torch
+
+    on_gpu = torch.cuda.is_available() and request.accelerator in ("auto", "gpu", "cuda")
+    decoder = request.base_model.decoder
+    if decoder is Decoder.TDT and not on_gpu:
+        raise TrainingError(
+            "NeMo's TDT loss runs only on CUDA and no GPU is available here. Run the generated container "
+            f"command on a GPU host ({out / 'container_command.sh'}), or fine-tune a CTC/RNNT base."
+        )
+    precision, note = resolve_precision(hp["precision"], decoder, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
+    return on_gpu, precision, note
+
+
+def final_metrics(trainer) -> dict:
+    """Scalar metrics of the finished run; NaN anywhere means the model is not saved."""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+    if any(v != v for v in metrics.values()):
+        raise TrainingError(f"training produced NaN metrics {metrics}; not saving the model")
+    return metrics
+
+
 def save_atomically(model, final: Path) -> Path:
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     model.save_to(str(tmp))
@@ -117,7 +140,6 @@ class NemoTrainer:
         return self._fit(request, hp, out, plan, fp)
 
     def _fit(self, request: TrainRequest, hp: dict, out: Path, plan: ContainerPlan, fp: str) -> TrainResult:
-        import torch
         from lightning.pytorch import seed_everything
         from omegaconf import OmegaConf
 
@@ -126,15 +148,7 @@ class NemoTrainer:
         from asr_flywheel.backends.nemo.architecture import decoder_of
 
         entry = request.base_model
-        on_gpu = torch.cuda.is_available() and request.accelerator in ("auto", "gpu", "cuda")
-        if entry.decoder is Decoder.TDT and not on_gpu:
-            raise TrainingError(
-                "NeMo's TDT loss runs only on CUDA and no GPU is available here. Run the generated container "
-                f"command on a GPU host ({out / 'container_command.sh'}), or fine-tune a CTC/RNNT base."
-            )
-        precision, note = resolve_precision(
-            hp["precision"], entry.decoder, on_gpu, on_gpu and torch.cuda.is_bf16_supported()
-        )
+        on_gpu, precision, note = device_and_precision(request, hp, out)
         seed_everything(hp["seed"], workers=True)
         t = time.perf_counter()
         model = load_asr_model(entry.weights)
@@ -154,9 +168,7 @@ class NemoTrainer:
         except Exception as exc:
             raise TrainingError(f"training failed: {type(exc).__name__}: {exc}") from exc
         timings["fit_s"] = round(time.perf_counter() - t, 2)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
-        if any(v != v for v in metrics.values()):  # NaN
-            raise TrainingError(f"training produced NaN metrics {metrics}; not saving the model")
+        metrics = final_metrics(trainer)
         final = save_atomically(model, out / MODEL_FILE)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
 

@@ -79,7 +79,7 @@ def _interrupted(sig: Interrupted, verb: str, *, hard_exit: bool) -> int:
 def _unexpected(err: Exception) -> int:
     """Last resort: one line instead of a traceback (which FLYWHEEL_DEBUG=1 shows), and never exit 0."""
     if os.environ.get("FLYWHEEL_DEBUG", "") not in ("", "0"):
-        print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        print(redact("".join(traceback.format_exception(err))), end="", file=sys.stderr)
     else:
         print(redact(f"error: {type(err).__name__}: {err}"), file=sys.stderr)
         print("rerun with FLYWHEEL_DEBUG=1 for the traceback", file=sys.stderr)

@@ -97,7 +97,10 @@ def cmd_deploy(args) -> int:
         print(json.dumps({k: details[k] for k in ("architecture", "decoder_type", "commands")}, indent=2))
         print(f"wrote {details['script']} and {details['record']}")
     else:
-        print(("deployed: " if outcome.ok else "deploy FAILED: ") + outcome.reason, file=sys.stdout)
+        print(
+            ("deployed: " if outcome.ok else "deploy FAILED: ") + outcome.reason,
+            file=sys.stdout if outcome.ok else sys.stderr,
+        )
     return 0 if outcome.ok else 1
 
 

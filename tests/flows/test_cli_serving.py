@@ -4,6 +4,7 @@ tritonserver on loopback ports and a tiny MedASR-architecture model; plus the ba
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 
 import pytest
@@ -32,6 +33,7 @@ def served(tmp_path, monkeypatch):
     main(["serve", "stop", "--repo", str(repo)])
 
 
+@pytest.mark.slow
 def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manifest, tmp_path, capsys):
     repo, http, grpc = served
     assert main(["serve", "status", "--repo", str(repo)]) == 0
@@ -42,6 +44,10 @@ def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manif
     assert first["ok"] and first["version"] == "1" and first["endpoint"] == f"triton://{http}/clin/1"
     assert main(["deploy", str(hf_tiny_model), "--to", "triton", *target]) == 0
     assert "deployed: version 2 serves" in capsys.readouterr().out
+    broken = shutil.copytree(hf_tiny_model, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"truncated")
+    assert main(["deploy", str(broken), "--to", "triton", *target]) == 1
+    assert "version 3 failed" in (err := capsys.readouterr().err) and "version 2 keeps serving" in err
 
     offline = tmp_path / "offline"
     assert main(["eval", str(clinical_manifest), "--model", str(hf_tiny_model), "--out", str(offline)]) == 0
@@ -56,7 +62,12 @@ def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manif
     assert main(["rollback", "clin", "--repo", str(repo), "--url", http]) == 0
     assert "clin now serves version 1" in capsys.readouterr().out
     log = [json.loads(x) for x in (tmp_path / "workspace" / "registry" / "deploys.jsonl").read_text().splitlines()]
-    assert [(e["action"], e["version"]) for e in log] == [("deploy", "1"), ("deploy", "2"), ("rollback", "1")]
+    assert [(e["action"], e["version"], e["ok"]) for e in log] == [
+        ("deploy", "1", True),
+        ("deploy", "2", True),
+        ("deploy", None, False),
+        ("rollback", "1", True),
+    ]
 
     assert main(["rollback", "clin", "--repo", str(repo), "--url", http, "--to-version", "9"]) == 2
     assert "has no version 9" in capsys.readouterr().err

@@ -106,3 +106,33 @@ def test_sigint_during_a_cycle_exits_130_and_keeps_the_checkpoint(
         "rerun the same command to resume the cycle"
     ) in err
     assert not (model_dir / "adapted_model.nemo").exists() and list(model_dir.glob(".checkpoints/*/last.ckpt"))
+
+
+def test_a_signal_sets_the_exit_code_even_when_a_library_replaces_or_swallows_the_interruption(monkeypatch, capsys):
+    """NeMo's transcribe raises ValueError from a `finally` while unwinding; Lightning may swallow and return."""
+    from asr_flywheel.flows.cli import main
+    from asr_flywheel.plugins.manager import Plugins
+
+    def replaced(self):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        finally:
+            raise ValueError("Cannot unfreeze partially without first freezing the module")
+
+    def swallowed(self):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except BaseException:
+            return {}
+
+    monkeypatch.setattr(Plugins, "base_models", replaced)
+    assert main(["models"]) == 143
+    assert capsys.readouterr().err.splitlines() == [
+        "flywheel models: interrupted by SIGTERM; stopped without writing complete outputs"
+    ]
+    monkeypatch.setattr(Plugins, "base_models", swallowed)
+    assert main(["models"]) == 130
+    assert "flywheel models: interrupted by SIGINT" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI's handlers are gone after the call

@@ -40,13 +40,13 @@ def test_a_forced_publication_is_a_new_event_the_debounce_cannot_swallow(tmp_pat
 
 def test_publishing_a_manifest_without_its_audio_says_how_to_make_it(tmp_path):
     bad = write_manifest(tmp_path / "m.jsonl", [{"audio_filepath": "audio/a.wav", "text": "give cefazolin"}])
-    with pytest.raises(InputError, match="flywheel build TERMS.csv --out") as err:
+    with pytest.raises(InputError, match=r"flywheel build TERMS\.csv --out") as err:
         publish(bad, FlywheelConfig(workspace=str(tmp_path / "ws")), url="http://127.0.0.1:9")
     assert "line 1: audio_filepath: audio file not found" in str(err.value)
 
 
 def test_watching_a_missing_manifest_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="not found: .*nope.jsonl"):
+    with pytest.raises(InputError, match=r"not found: .*nope\.jsonl"):
         watch([str(tmp_path / "nope.jsonl")], FlywheelConfig(workspace=str(tmp_path / "ws")), once=True)
 
 

@@ -46,7 +46,8 @@ def test_corpus_covers_every_word_of_the_builders_carrier_sentences():
     from asr_flywheel.build.templates import carrier_templates
 
     train_words = {w for s in normalize_many(BaseRecipe().texts()["train"]) for w in s.split()}
-    carrier_words = {w for t in normalize_many([t.replace("{term}", "") for t in carrier_templates()]) for w in t.split()}
+    frames = normalize_many([t.replace("{term}", "") for t in carrier_templates()])
+    carrier_words = {w for t in frames for w in t.split()}
     assert carrier_words - train_words == set()
 
 

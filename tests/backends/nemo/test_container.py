@@ -132,7 +132,7 @@ HYDRA_KEYS = {
     "early_stopping_patience": (5, ["exp_manager.early_stopping_callback_params.patience"]),
     "tokenizer_type": ("wpe", ["model.tokenizer.type"]),
 }
-PREPARE_KEYS = ("spec_augment", "freq_masks", "time_masks", "freq_width", "time_width")
+PREPARE_KEYS = ("spec_augment", "freq_masks", "time_masks", "freq_width", "time_width")  # tested below
 OTHER_KEYS = ("seed", "tokenizer_dir")
 
 
@@ -187,15 +187,22 @@ def test_seed_is_applied_by_the_launcher(tmp_path):
     assert arg_after(plan.train, "--script") == STOCK_SCRIPT
 
 
-@pytest.mark.parametrize(
-    "hp",
-    [{}, {"spec_augment": False}, {"freq_masks": 1, "time_masks": 3, "freq_width": 11, "time_width": 0.1}],
-    ids=["defaults", "off", "custom"],
-)
-def test_spec_augment_is_written_into_the_prepared_base(hp, tmp_path):
-    merged = {**DEFAULTS, **hp}
-    plan = plan_for(tmp_path, hp)
-    assert json.loads(arg_after(plan.prepare, "--spec-augment")) == spec_augment_config(merged)
+SPEC_AUGMENT_CASES = {"freq_masks": 1, "time_masks": 3, "freq_width": 11, "time_width": 0.1}
+
+
+@pytest.mark.parametrize("key", sorted(SPEC_AUGMENT_CASES))
+def test_spec_augment_hyperparameter_is_written_into_the_prepared_base(key, tmp_path):
+    """The stock key never reaches the model, so the masks travel in the prepare step's config."""
+    plan = plan_for(tmp_path, {key: SPEC_AUGMENT_CASES[key]})
+    masks = json.loads(arg_after(plan.prepare, "--spec-augment"))
+    assert masks[key] == SPEC_AUGMENT_CASES[key] != DEFAULTS[key]
+    assert masks == spec_augment_config({**DEFAULTS, key: SPEC_AUGMENT_CASES[key]})
+    assert "model.spec_augment=null" in plan.overrides
+
+
+def test_spec_augment_off_prepares_a_base_without_masks(tmp_path):
+    plan = plan_for(tmp_path, {"spec_augment": False})
+    assert json.loads(arg_after(plan.prepare, "--spec-augment")) is None
 
 
 FAKE_DOCKER = """#!{python}

@@ -20,6 +20,8 @@ from asr_flywheel.flows import steps
 from asr_flywheel.flows.deploying import deploy_and_verify, deploy_events
 from asr_flywheel.plugins.contracts import Decoder
 
+pytestmark = pytest.mark.slow  # a real tritonserver and models trained by the backends
+
 
 def clips(tiny_dataset: Path, n: int = 6) -> list[str]:
     return [str(tiny_dataset.parent / "audio" / f"r{i:02d}.wav") for i in range(n)]
@@ -138,9 +140,9 @@ def test_second_version_deploys_under_concurrent_requests_with_zero_failures(swa
     assert any(offline) and steps.load_model(v2.endpoint).transcribe(paths, batch_size=4) == offline
 
 
-def test_rollback_serves_the_previous_version_again(swapped, triton):
+def test_rollback_serves_an_earlier_version_again(swapped, triton):
     tgt = swapped[0]
-    record = rollback(tgt)
+    record = rollback(tgt, to_version=1)
     assert record.version == "1" and record.details["previous_version"] == 2
     client = connect(triton.http_url)
     try:
@@ -148,7 +150,6 @@ def test_rollback_serves_the_previous_version_again(swapped, triton):
     finally:
         client.close()
     assert repository.read_state(Path(tgt.repo) / "swap").served == 1
-    assert rollback(tgt, to_version=2).version == "2"
 
 
 def test_broken_version_fails_to_load_while_the_previous_keeps_answering(
