@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine (idempotent; re-running skips finished set-up):
 #   make demo   - system packages + virtualenv + project, then the offline demo cycle
-#   make test   - the same set-up, then lint + the full test suite
+#   make test   - the same set-up, then lint (ruff), type check (mypy) and the full test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
