@@ -18,7 +18,7 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.parity import ParityReport, check_parity, offline_rows
-from asr_flywheel.plugins.contracts import Decoder, DeployRecord
+from asr_flywheel.plugins.contracts import Decoder, Deployer, DeployRecord
 
 DEPLOY_LOG = "deploys.jsonl"
 
@@ -59,23 +59,13 @@ def deploy_events(registry_dir: str | Path) -> list[dict]:
     return fio.read_jsonl(path) if path.is_file() else []
 
 
-def triton_options(cfg: FlywheelConfig, **overrides) -> dict:
-    """repo/url/name/protocol for the triton deployer: CLI flags over `[deploy]` over the workspace default."""
-    d = cfg.deploy
-    opts = {
-        "repo": str(overrides.get("repo") or d.repo or Path(cfg.workspace) / "triton"),
-        "url": overrides.get("url") or d.url,
-        "name": overrides.get("name") or d.model_name,
-        "protocol": overrides.get("protocol") or d.protocol,
-    }
-    if opts["protocol"] not in ("http", "grpc"):
-        raise InputError(f"deploy protocol must be 'http' or 'grpc', got {opts['protocol']!r}")
-    from asr_flywheel.backends.triton.client import parse_host_port
-    from asr_flywheel.backends.triton.repository import check_name
+def deployer_plugin(name: str | None) -> Deployer:
+    """The deployer plugin by name (InputError listing the installed ones when unknown or not given)."""
+    from asr_flywheel.plugins.manager import Plugins
 
-    parse_host_port(opts["url"])
-    check_name(opts["name"])
-    return opts
+    if not name:
+        raise InputError("no deployer given (`--to`, or `[cycle] deployer` in the configuration)")
+    return Plugins().deployer(name)
 
 
 def model_decoder(model_path: str) -> tuple[Decoder, str]:
@@ -88,22 +78,10 @@ def model_decoder(model_path: str) -> tuple[Decoder, str]:
     return entry.decoder, backend
 
 
-def deploy_model(model_path: str, deployer: str, out_dir: str | Path, **options) -> DeployRecord:
-    """Ship one model with a deployer plugin. Triton options: repo, url, name, protocol; Riva: name."""
-    from asr_flywheel.plugins.manager import Plugins
-
-    plugin = Plugins().deployer(deployer)
-    decoder, backend = model_decoder(model_path)
-    if deployer == "triton":
-        options.setdefault("backend", backend)
-    return plugin.deploy(str(model_path), decoder=decoder, out_dir=Path(out_dir), **options)
-
-
-def rollback_model(opts: dict, to_version: int | None = None) -> DeployRecord:
-    from asr_flywheel.backends.triton.deployer import TritonTarget, rollback
-
-    target = TritonTarget(Path(opts["repo"]), opts["url"], opts["name"], opts["protocol"])
-    return rollback(target, to_version)
+def rollback_model(deployer: str, options: dict, to_version: int | str | None = None) -> DeployRecord:
+    """Serve an earlier version through the deployer plugin; `options` as its `check_target` returned them."""
+    target = dict(options)
+    return deployer_plugin(deployer).rollback(target.pop("name"), to_version=to_version, **target)
 
 
 def deploy_and_verify(
@@ -122,16 +100,15 @@ def deploy_and_verify(
     (missing model, bad options) still raises InputError before anything ships. Without a validation manifest
     and offline hyps (a manual `flywheel deploy`), parity is skipped and says so."""
     name = deployer or cfg.cycle.deployer
-    if not name:
-        raise InputError("no deployer given (`--to`, or `[cycle] deployer` in the configuration)")
+    plugin = deployer_plugin(name)
     out = Path(out_dir)
     registry = Path(registry_dir) if registry_dir else Path(cfg.workspace) / "registry"
-    options = triton_options(cfg, **overrides) if name == "triton" else dict(overrides)
-    model_decoder(str(model_path))  # a missing or unrecognised model is bad input, not a failed deploy
+    options = plugin.check_target(cfg, **overrides)
+    decoder, backend = model_decoder(str(model_path))  # a missing or unrecognised model is bad input
     if validation_manifest is not None and offline_hyps is not None:
         offline_rows(validation_manifest, offline_hyps, cfg)  # so are parity rows that do not match their hyps
     try:
-        record = deploy_model(str(model_path), name, out, **options)
+        record = plugin.deploy(str(model_path), decoder=decoder, out_dir=out, backend=backend, **options)
     except InputError:
         raise
     except FlywheelError as exc:
@@ -148,7 +125,7 @@ def deploy_and_verify(
         outcome.parity = check_parity(record.endpoint, validation_manifest, offline_hyps, cfg, out / "served")
     except FlywheelError as exc:  # the endpoint failed some clips: a serving problem like any other difference
         outcome.ok, outcome.reason = False, f"served parity could not run: {exc}"
-        outcome.rolled_back_to = _roll_back(record, options)
+        outcome.rolled_back_to = _roll_back(name, record, options)
         return _finish(outcome, registry, out)
     outcome.files += outcome.parity.files
     if outcome.parity.ok:
@@ -156,7 +133,7 @@ def deploy_and_verify(
     elif cfg.deploy.require_parity:
         outcome.ok = False
         outcome.reason = f"served parity failed: {outcome.parity.summary}"
-        outcome.rolled_back_to = _roll_back(record, options)
+        outcome.rolled_back_to = _roll_back(name, record, options)
         if outcome.rolled_back_to:
             outcome.reason += f"; rolled back to version {outcome.rolled_back_to}"
     else:
@@ -164,12 +141,12 @@ def deploy_and_verify(
     return _finish(outcome, registry, out)
 
 
-def _roll_back(record: DeployRecord, options: dict) -> str | None:
+def _roll_back(deployer: str, record: DeployRecord, options: dict) -> str | None:
     previous = record.details.get("previous_version")
     if not previous:
         return None
     try:
-        return rollback_model(options, int(previous)).version
+        return rollback_model(deployer, options, previous).version
     except FlywheelError as exc:
         return f"(rollback failed: {exc})"
 

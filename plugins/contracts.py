@@ -10,7 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from asr_flywheel.config import FlywheelConfig
 
 
 class SftViability(StrEnum):
@@ -134,6 +137,8 @@ class Transcriber(Protocol):
 
 @dataclass
 class DeployRecord:
+    """One deploy or rollback: what shipped, where it answers (None when the deployer only writes build files)."""
+
     deployer: str
     model_path: str
     endpoint: str | None
@@ -141,11 +146,63 @@ class DeployRecord:
     details: dict = field(default_factory=dict)
 
 
+@dataclass
+class ServedVersions:
+    """What a deployer holds under one served name: the version answering now and those a rollback can pick."""
+
+    deployer: str
+    name: str
+    served: str | None
+    versions: list[str] = field(default_factory=list)
+    endpoint: str | None = None
+
+
 @runtime_checkable
 class Deployer(Protocol):
+    """Ships models to serving. Flows and the CLI reach a deploy backend only through these methods, so a
+    deployer plugin owns every rule about its target (URL forms, names, versions, rollback).
+
+    `options` are the deployer's own target and serving knobs as plain keywords (None = not given). The flows
+    always pass `backend` (the offline backend that loads the model) to `deploy`; a deployer ignores what it
+    does not use. Anything a deployer cannot do raises `InputError` saying why (the CLI exits 2)."""
+
     name: str
 
+    def check_target(self, config: FlywheelConfig | None = None, **options) -> dict:
+        """The options this deployer will use: `options` over the `[deploy]` section of `config` (None: the
+        configuration file), validated. Raises one InputError naming every bad field; ships and contacts nothing."""
+        ...
+
     def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord: ...
+
+    def rollback(self, name: str, *, to_version: int | str | None = None, **options) -> DeployRecord:
+        """Serve an earlier version of `name` (default: the one served before the current one)."""
+        ...
+
+    def versions(self, name: str, **options) -> ServedVersions: ...
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A serving process this host runs for a deployer (`flywheel serve`)."""
+
+    pid: int
+    repo: str
+    http_url: str
+    grpc_url: str
+    log: str
+
+
+@runtime_checkable
+class Server(Protocol):
+    """Optional for a deployer that can run its serving process on this host (`flywheel serve start|stop|status`).
+    `serve_start` checks its ports before starting anything (InputError)."""
+
+    def serve_start(self, repo: Path, *, host: str, http_port: int, grpc_port: int) -> LocalServer: ...
+
+    def serve_stop(self, repo: Path) -> bool: ...
+
+    def serve_status(self, repo: Path) -> LocalServer | None: ...
 
 
 @runtime_checkable

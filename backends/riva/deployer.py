@@ -4,18 +4,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr_flywheel.errors import InputError
-from asr_flywheel.plugins.contracts import Decoder, DeployRecord
+from asr_flywheel.errors import InputError, Problem
+from asr_flywheel.plugins.contracts import Decoder, DeployRecord, ServedVersions
+
+NOT_SUPPORTED = "not supported: Riva deploys are run by riva_deploy.sh on the target host"
 
 
 class RivaDeployer:
     name = "riva"
+
+    def check_target(self, config=None, **options) -> dict:
+        """name (default: the model file's stem), grpc_port, http_port; `[deploy]` is Triton's and is not read.
+        Nothing is contacted: this deployer only writes the build script."""
+        opts = {k: v for k, v in options.items() if v is not None}
+        problems = [
+            Problem(0, f"--{k.replace('_', '-')}", f"must be a port number (1-65535), got {opts[k]!r}")
+            for k in ("grpc_port", "http_port")
+            if k in opts and not (str(opts[k]).isdigit() and 0 < int(opts[k]) < 65536)
+        ]
+        problems += [
+            Problem(0, f"--{k}", "not used by the riva deployer (the script runs on the target host; see --out)")
+            for k in ("repo", "url", "protocol")
+            if k in opts
+        ]
+        if problems:
+            raise InputError("bad Riva deploy options", problems)
+        return opts
+
+    def rollback(self, name: str, *, to_version: int | str | None = None, **options) -> DeployRecord:
+        raise InputError(f"rollback of {name!r} is {NOT_SUPPORTED}")
+
+    def versions(self, name: str, **options) -> ServedVersions:
+        raise InputError(f"listing the versions of {name!r} is {NOT_SUPPORTED}")
 
     def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord:
         """Options: name (default: the model file's stem), grpc_port, http_port. The decoder is re-read from the
         model; a caller's different claim is an error rather than a silently wrong build."""
         from asr_flywheel.backends.riva import commands, script
 
+        options = self.check_target(**options)
         arch = commands.read_architecture(model_path)
         if decoder is not None and Decoder(decoder) is not arch.decoder:
             raise InputError(f"{model_path} is a {arch.decoder} model (read from its config), not {decoder}")

@@ -1,12 +1,16 @@
-"""The `triton` deployer plugin: the Deployer contract over `deployer.deploy_version`."""
+"""The `triton` deployer plugin: the Deployer contract (and the optional Server one) over `deployer`, `repository`
+and `server`. Flows and the CLI see only these methods, so every Triton rule (URL form, model names, versions,
+the local tritonserver) stays in this package."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from asr_flywheel import io as fio
-from asr_flywheel.errors import InputError
-from asr_flywheel.plugins.contracts import Decoder, DeployRecord
+from asr_flywheel.errors import InputError, Problem
+from asr_flywheel.plugins.contracts import Decoder, DeployRecord, LocalServer, ServedVersions
+
+TARGET_KEYS = ("repo", "url", "name", "protocol")
 
 
 def backend_of(model_path: str) -> str:
@@ -19,34 +23,91 @@ def backend_of(model_path: str) -> str:
     return claiming[0]
 
 
-def _configured() -> dict:
-    """`[deploy]` from the configuration file, for callers that pass no target (e.g. a plain deploy step)."""
-    from asr_flywheel.config import load_config
-
-    cfg = load_config()
-    d = cfg.deploy
-    return {
-        "repo": d.repo or str(Path(cfg.workspace) / "triton"),
-        "url": d.url,
-        "name": d.model_name,
-        "protocol": d.protocol,
-    }
+def _local(info) -> LocalServer:
+    return LocalServer(info.pid, str(info.repo), info.http_url, info.grpc_url, str(info.log))
 
 
 class TritonDeployer:
     name = "triton"
 
-    def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord:
-        """Options: repo, url (HOST:PORT of the server's HTTP or gRPC port), name, protocol ("http"/"grpc"),
-        backend (default: whichever transcriber claims the model), batch_size, and ServingOptions fields.
-        Target options not given come from `[deploy]`."""
-        from asr_flywheel.backends.triton.deployer import TritonTarget, deploy_version
+    def check_target(self, config=None, **options) -> dict:
+        """repo, url (HOST:PORT of the server's HTTP or gRPC port), name, protocol ("http"/"grpc"): given options
+        over `[deploy]`, the repo defaulting to <workspace>/triton. Other options pass through unchanged."""
+        from asr_flywheel.backends.triton.client import parse_host_port
+        from asr_flywheel.backends.triton.repository import check_name
+        from asr_flywheel.config import load_config
 
-        options = {**_configured(), **{k: v for k, v in options.items() if v is not None}}
-        target = TritonTarget(
-            Path(options.pop("repo")), options.pop("url"), options.pop("name"), options.pop("protocol", "http")
-        )
+        cfg = config if config is not None else load_config()
+        d = cfg.deploy
+        defaults = {"repo": d.repo or str(Path(cfg.workspace) / "triton"), "url": d.url, "name": d.model_name}
+        opts = {**defaults, "protocol": d.protocol, **{k: v for k, v in options.items() if v is not None}}
+        opts["repo"] = str(opts["repo"])
+        problems = []
+        if opts["protocol"] not in ("http", "grpc"):
+            problems.append(Problem(0, "--protocol", f"must be 'http' or 'grpc', got {opts['protocol']!r}"))
+        for key, check in (("url", parse_host_port), ("name", check_name)):
+            try:
+                check(opts[key])
+            except InputError as exc:
+                problems.append(Problem(0, f"--{key}", str(exc)))
+        if problems:
+            raise InputError("bad Triton deploy target", problems)
+        return opts
+
+    def _target(self, options: dict):
+        from asr_flywheel.backends.triton.deployer import TritonTarget
+        from asr_flywheel.config import FlywheelConfig
+
+        given = {k for k, v in options.items() if v is not None}
+        opts = self.check_target(FlywheelConfig() if set(TARGET_KEYS) <= given else None, **options)
+        target = TritonTarget(Path(opts.pop("repo")), opts.pop("url"), opts.pop("name"), opts.pop("protocol"))
+        return target, opts
+
+    def deploy(self, model_path: str, *, decoder: Decoder, out_dir: Path, **options) -> DeployRecord:
+        """Options: the target (see `check_target`), backend (default: whichever transcriber claims the model),
+        batch_size, and ServingOptions fields. Writes version N+1 and reports only once it is ready."""
+        from asr_flywheel.backends.triton.deployer import deploy_version
+
+        target, options = self._target(options)
         backend = options.pop("backend", None) or backend_of(model_path)
         record = deploy_version(model_path, target, backend=backend, decoder=decoder, **options)
         fio.write_json(Path(out_dir) / "deploy_record.json", vars(record))
         return record
+
+    def rollback(self, name: str, *, to_version: int | str | None = None, **options) -> DeployRecord:
+        from asr_flywheel.backends.triton.deployer import rollback
+
+        target, _ = self._target({**options, "name": name})
+        return rollback(target, None if to_version is None else int(to_version))
+
+    def versions(self, name: str, **options) -> ServedVersions:
+        """Read from the model repository (no server contact): what is served now and what a rollback can pick."""
+        from asr_flywheel.backends.triton import repository as repo_mod
+
+        target, _ = self._target({**options, "name": name})
+        mdir = repo_mod.model_dir(target.repo, name)
+        served = repo_mod.read_state(mdir).served
+        return ServedVersions(
+            deployer=self.name,
+            name=name,
+            served=None if served is None else str(served),
+            versions=[str(v) for v in repo_mod.versions(mdir)],
+            endpoint=None if served is None else target.endpoint(served).ref(),
+        )
+
+    def serve_start(self, repo: Path, *, host: str, http_port: int, grpc_port: int) -> LocalServer:
+        from asr_flywheel.backends.triton import server
+
+        server.check_ports(http_port, grpc_port)
+        return _local(server.start(repo, host=host, http_port=http_port, grpc_port=grpc_port))
+
+    def serve_stop(self, repo: Path) -> bool:
+        from asr_flywheel.backends.triton import server
+
+        return server.stop(repo)
+
+    def serve_status(self, repo: Path) -> LocalServer | None:
+        from asr_flywheel.backends.triton import server
+
+        info = server.running(repo)
+        return None if info is None else _local(info)

@@ -1,4 +1,5 @@
-"""Serving verbs: run the local tritonserver, ship a model (Triton or Riva), roll back."""
+"""Serving verbs: run the local tritonserver, ship a model (Triton or Riva), roll back. Every backend is reached
+through its deployer plugin (`plugins.contracts.Deployer`, and `Server` for `serve`), never imported here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.cli._common import config_from
 
+#: The deployer plugin whose serving process `flywheel serve` runs on this host (it implements `Server`).
+LOCAL_SERVER = "triton"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the local tritonserver (explicit model control, 127.0.0.1 by default)")
@@ -22,15 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("deploy", help="ship a model: a new Triton version (zero downtime) or the Riva build script")
     p.add_argument("model", help=".nemo file or Hugging Face model directory")
-    p.add_argument("--to", required=True, choices=["triton", "riva"], dest="deployer")
+    p.add_argument("--to", required=True, dest="deployer", help="deployer plugin: triton, riva, or an installed one")
     _target_args(p)
     p.add_argument("--out", help="where records (riva: riva_deploy.sh/.json) are written")
     p.add_argument("--parity-manifest", help="check served parity on these rows (needs --offline-hyps)")
     p.add_argument("--offline-hyps", help="offline_hyps.jsonl of the same model on --parity-manifest")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(func=cmd_deploy)
-    p = sub.add_parser("rollback", help="serve an earlier version of a Triton model")
+    p = sub.add_parser("rollback", help="serve an earlier version of a served model (Triton)")
     p.add_argument("name")
+    p.add_argument("--deployer", default="triton", help="the deployer plugin that served it (default: triton)")
     _target_args(p, with_name=False)
     p.add_argument("--to-version", type=int, help="default: the version served before the current one")
     p.add_argument("--json", action="store_true")
@@ -46,25 +51,27 @@ def _target_args(p: argparse.ArgumentParser, with_name: bool = True) -> None:
 
 
 def cmd_serve(args) -> int:
-    from asr_flywheel.backends.triton import server
-    from asr_flywheel.flows.deploying import triton_options
+    from asr_flywheel.flows.deploying import deployer_plugin
+    from asr_flywheel.plugins.contracts import Server
 
-    repo = Path(triton_options(config_from(args), repo=args.repo)["repo"])
+    plugin = deployer_plugin(LOCAL_SERVER)
+    if not isinstance(plugin, Server):
+        raise InputError(f"the {LOCAL_SERVER} deployer cannot run a local server")
+    repo = Path(plugin.check_target(config_from(args), repo=args.repo)["repo"])
     if args.action == "stop":
-        print("stopped" if server.stop(repo) else f"no tritonserver running for {repo}")
+        print("stopped" if plugin.serve_stop(repo) else f"no tritonserver running for {repo}")
         return 0
-    current = server.running(repo)
+    current = plugin.serve_status(repo)
     if args.action == "status":
         if current is None:
             print(f"no tritonserver running for {repo}")
             return 1
         print(f"tritonserver (pid {current.pid}) for {current.repo}: HTTP {current.http_url}  gRPC {current.grpc_url}")
         return 0
-    server.check_ports(args.http_port, args.grpc_port)
-    info = current or server.start(repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port)
+    info = current or plugin.serve_start(repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port)
     print(f"tritonserver (pid {info.pid}) serving {info.repo}: HTTP {info.http_url}  gRPC {info.grpc_url}")
     print(f"log: {info.log}")
-    print(f"next: flywheel deploy MODEL --to triton --repo {info.repo} --url {info.http_url}")
+    print(f"next: flywheel deploy MODEL --to {LOCAL_SERVER} --repo {info.repo} --url {info.http_url}")
     return 0
 
 
@@ -76,9 +83,7 @@ def cmd_deploy(args) -> int:
     cfg = config_from(args)
     if args.deployer == "riva" and not args.out:
         raise InputError("--to riva needs --out DIR (where riva_deploy.sh and riva_deploy.json are written)")
-    overrides = {"name": args.name}
-    if args.deployer == "triton":
-        overrides.update(repo=args.repo, url=args.url, protocol=args.protocol)
+    overrides = {"name": args.name, "repo": args.repo, "url": args.url, "protocol": args.protocol}
     out = Path(args.out) if args.out else Path(cfg.workspace) / "deploys" / time.strftime("%Y%m%d-%H%M%S")
     outcome = deploy_and_verify(
         args.model,
@@ -105,21 +110,22 @@ def cmd_deploy(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from asr_flywheel.flows.deploying import log_event, rollback_model, triton_options
+    from asr_flywheel.flows.deploying import deployer_plugin, log_event, rollback_model
 
     cfg = config_from(args)
-    opts = triton_options(cfg, repo=args.repo, url=args.url, name=args.name, protocol=args.protocol)
+    plugin = deployer_plugin(args.deployer)
+    opts = plugin.check_target(cfg, repo=args.repo, url=args.url, name=args.name, protocol=args.protocol)
     registry = Path(cfg.workspace) / "registry"
     try:
-        record = rollback_model(opts, args.to_version)
+        record = rollback_model(args.deployer, opts, args.to_version)
     except FlywheelError as exc:
-        log_event(registry, action="rollback", ok=False, deployer="triton", name=args.name, reason=str(exc))
+        log_event(registry, action="rollback", ok=False, deployer=args.deployer, name=args.name, reason=str(exc))
         raise
     log_event(
         registry,
         action="rollback",
         ok=True,
-        deployer="triton",
+        deployer=args.deployer,
         model=record.model_path,
         version=record.version,
         endpoint=record.endpoint,

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from asr_flywheel.flows.cli import main
+from asr_flywheel.plugins.manager import Plugins
 
 
 def free_ports(n: int) -> list[int]:
@@ -61,6 +62,8 @@ def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manif
 
     assert main(["rollback", "clin", "--repo", str(repo), "--url", http]) == 0
     assert "clin now serves version 1" in capsys.readouterr().out
+    served = Plugins().deployer("triton").versions("clin", repo=str(repo), url=http)
+    assert (served.served, served.endpoint) == ("1", f"triton://{http}/clin/1") and {"1", "2"} <= set(served.versions)
     log = [json.loads(x) for x in (tmp_path / "workspace" / "registry" / "deploys.jsonl").read_text().splitlines()]
     assert [(e["action"], e["version"], e["ok"]) for e in log] == [
         ("deploy", "1", True),
@@ -86,6 +89,9 @@ def test_deploy_to_riva_prints_and_writes_the_script(nemo_tiny_models, tmp_path,
         (["deploy", "{model}", "--to", "triton", "--url", "nonsense"], "--url must be HOST:PORT"),
         (["deploy", "{model}", "--to", "triton", "--name", "bad name!"], "invalid model name"),
         (["deploy", "{model}", "--to", "riva"], "--to riva needs --out"),
+        (["deploy", "{model}", "--to", "riva", "--out", "{out}", "--url", "h:1"], "not used by the riva deployer"),
+        (["deploy", "{model}", "--to", "nope"], "unknown deployer 'nope'"),
+        (["rollback", "clin", "--deployer", "riva"], "not supported: Riva deploys are run by riva_deploy.sh"),
         (["deploy", "{model}", "--to", "triton", "--parity-manifest", "m.jsonl"], "go together"),
         (["serve", "start", "--http-port", "9", "--grpc-port", "9"], "must differ"),
         (["eval", "{model}", "--endpoint", "triton://127.0.0.1:1", "--out", "{out}"], None),

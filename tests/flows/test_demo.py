@@ -47,10 +47,15 @@ def test_cycle_one_evaluated_the_control_guard(demo):
 
 def test_served_transcripts_equal_the_offline_ones(demo):
     result, summary = demo
-    assert summary["cycles"][0]["deployed"]
-    deploy = fio.read_json(Workspace(result.workspace).cycle(summary["cycles"][0]["cycle"]).path / "deploy.json")
-    parity = deploy["parity"]
-    assert parity["ok"] and parity["rows"] > 0 and not parity["mismatches"]
+    kept = next(c for c in summary["cycles"] if c["outcome"] == "KEEP")
+    assert kept["deployed"]
+    cycle_dir = Workspace(result.workspace).cycle(kept["cycle"]).path
+    parity = fio.read_json(next(cycle_dir.rglob("parity.json")))
+    assert parity["ok"] and parity["rows"] > 0 and parity["mismatches"] == []
+    offline = {r["audio_filepath"]: r["hyp"] for r in fio.read_jsonl(cycle_dir / "after" / "offline_hyps.jsonl")}
+    served_file = next(p for p in parity["files"] if p.endswith("offline_hyps.jsonl"))
+    served = {r["audio_filepath"]: r["hyp"] for r in fio.read_jsonl(served_file)}
+    assert served and all(offline[a] == h for a, h in served.items())
 
 
 def test_cycle_two_starts_from_cycle_ones_champion(demo):

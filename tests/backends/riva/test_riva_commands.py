@@ -61,3 +61,18 @@ def test_a_caller_claiming_another_decoder_is_refused(nemo_tiny_models, tmp_path
 def test_hugging_face_models_are_refused_with_the_triton_route(hf_tiny_model, tmp_path):
     with pytest.raises(InputError, match="serve through --to triton"):
         RivaDeployer().deploy(str(hf_tiny_model), decoder=Decoder.CTC, out_dir=tmp_path)
+
+
+def test_rollback_and_versions_say_riva_runs_on_the_target_host():
+    for call in (lambda: RivaDeployer().rollback("clin", to_version=1), lambda: RivaDeployer().versions("clin")):
+        with pytest.raises(InputError, match=r"not supported: Riva deploys are run by riva_deploy\.sh"):
+            call()
+
+
+def test_bad_ports_and_triton_only_options_are_refused_before_anything_is_written(nemo_tiny_models, tmp_path):
+    with pytest.raises(InputError) as err:
+        RivaDeployer().deploy(
+            str(nemo_tiny_models["ctc"]), decoder=Decoder.CTC, out_dir=tmp_path, grpc_port="x", url="h:1"
+        )
+    assert "--grpc-port: must be a port number" in str(err.value) and "--url: not used" in str(err.value)
+    assert not (tmp_path / "riva_deploy.sh").exists()
