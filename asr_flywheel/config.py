@@ -145,6 +145,8 @@ class DeployConfig:
     require_parity: bool = True
     #: Concurrent requests used to score through the endpoint.
     concurrency: int = 8
+    #: Whether a deploy that only writes build files (Riva: no live endpoint, so no parity) may change the champion.
+    promote_unserved: bool = False
 
 
 @dataclass(frozen=True)

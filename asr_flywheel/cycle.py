@@ -267,6 +267,18 @@ class Workspace:
     def claims_dir(self) -> Path:
         return self.root / "claims"
 
+    def control_dir(self, model: str, control_version: str) -> Path:
+        """Where `model`'s score on a control-manifest version is kept, shared by every cycle of the workspace: a
+        champion's control score (the candidate's "after" of the cycle that kept it) is the next cycle's "before",
+        never recomputed. The key includes the model file's size and mtime, so a model rewritten in place is
+        scored again."""
+        import hashlib
+
+        p = Path(model)
+        stamp = f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else "name"
+        key = hashlib.sha256(f"{p.resolve() if p.exists() else model}|{stamp}|{control_version}".encode())
+        return self.root / "control" / key.hexdigest()[:20]
+
     def claim_version(self, version: str, manifest: str, *, again: bool = False, **info) -> Claim:
         """Claim `version` for exactly one cycle (an exclusive lock serialises concurrent claimers).
 

@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from asr_flywheel import io as fio
 from asr_flywheel.cycle import StartingPoint
-from asr_flywheel.errors import InputError
+from asr_flywheel.errors import FlywheelError, InputError
 
 
 @dataclass
@@ -47,6 +47,27 @@ class ModelRecord:
     def from_dict(cls, d: dict) -> ModelRecord:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+#: `Registry.promote(replacing=ANY)`: promote whatever the champion is now.
+ANY = object()
+
+
+class Superseded(FlywheelError):
+    """The champion changed since the candidate's cycle started: promoting it would undo a newer champion."""
+
+    def __init__(self, model_id: str, started_from: str | None, champion: str | None):
+        self.model_id, self.started_from, self.champion = model_id, started_from, champion
+        super().__init__(
+            f"{model_id} was not promoted: it was trained from {started_from or 'the base model'}, but the champion "
+            f"is now {champion or 'none'} (a later cycle replaced it)"
+        )
+
+
+def champion_unchanged(registry: Registry, started_from: str | None) -> bool:
+    """Whether the champion is still the one a cycle started from (None: the base model, no champion yet)."""
+    current = registry.champion()
+    return (current.model_id if current else None) == started_from
 
 
 def promotion_due(keep: bool, *, approval_required: bool, approved: bool | None) -> bool:
@@ -102,9 +123,14 @@ class Registry:
             return StartingPoint(champion.path, champion.backend or backend or None, champion.model_id)
         return StartingPoint(base_model, backend or None, None)
 
-    def promote(self, model_id: str, reason: str) -> ModelRecord:
+    def promote(self, model_id: str, reason: str, *, replacing: str | object | None = ANY) -> ModelRecord:
+        """Make `model_id` the champion. With `replacing` (the champion the candidate started from; None = no
+        champion), only while that is still the champion, checked under the lock: a late approval of an older
+        candidate never overwrites a champion kept since (`Superseded`)."""
         rec = self.get(model_id)
         with self._locked() as data:
+            if replacing is not ANY and data.get("champion") != replacing:
+                raise Superseded(model_id, replacing, data.get("champion"))
             data["champion"] = model_id
             data["champion_history"].append(
                 {"model_id": model_id, "reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -1,18 +1,23 @@
 """What a cycle shows in the Prefect UI: artifacts under one key scheme, the run's name, tags and outcome.
 
 Keys are `cycle-<N>-<what>`: `cycle-7-baseline-leaderboard`, `cycle-7-heldout-leaderboard`, `cycle-7-comparison`,
-`cycle-7-gate`, `cycle-7-decision`, `cycle-7-chart`, `cycle-7-outcome` (and `-table` variants). One key belongs
-to one cycle, so the Artifacts page lists the flywheel's history cycle by cycle; a resumed run of a cycle adds a
-new version of that cycle's keys, never another cycle's. Every artifact here is created in the flow's context
-(flow-level: shown on the run page), not inside a task.
+`cycle-7-gate`, `cycle-7-decision`, `cycle-7-chart`, `cycle-7-outcome` (and `-table` variants), `cycle-7-control`
+(+ `-table`) when a control set is configured, `cycle-7-deploy` and `cycle-7-parity` (+ `-mismatches`) when
+deploying. One key belongs to one cycle, so the Artifacts page lists the flywheel's history cycle by cycle; a
+resumed run of a cycle adds a new version of that cycle's keys, never another cycle's. Every artifact here is
+created in the flow's context (flow-level: shown on the run page), not inside a task.
 """
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from asr_flywheel.flows.records import CycleOutcome, DecisionRecord, GateRecord, ScoreRecord
+from asr_flywheel.flows.records import CycleOutcome, DecisionRecord, DeployRecord, GateRecord, ScoreRecord
+
+if TYPE_CHECKING:
+    from asr_flywheel.control import ControlCheck
 
 #: The two scored sets of a cycle, by the step that scored them.
 BASELINE, HELDOUT = "baseline", "heldout"
@@ -98,6 +103,59 @@ def publish_decision(cycle: int, rec: DecisionRecord) -> None:
             for r in rec.per_category
         ],
     )
+
+
+def publish_control(cycle: int, check: ControlCheck, before: ScoreRecord, after: ScoreRecord) -> None:
+    """The control-set guard: WER of the starting model and the candidate, and whether the rise is allowed."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    create_markdown_artifact(
+        key=artifact_key(cycle, "control"),
+        markdown=f"# Cycle {cycle}: control set (general English)\n\n{check.sentence()}.\n\n"
+        f"- before: `{before.model}` ({before.leaderboard})\n- after: `{after.model}` ({after.leaderboard})\n",
+        description=f"Cycle {cycle} control guard: {'REGRESSED' if check.regressed else 'within the guard'}",
+    )
+    create_table_artifact(
+        key=artifact_key(cycle, "control", "table"),
+        table=[
+            {"model": rec.model, "wer": round(rec.wer, 4), "cer": round(rec.cer, 4), "n": rec.n}
+            for rec in (before, after)
+        ],
+        description=check.sentence(),
+    )
+
+
+def publish_deploy(cycle: int, rec: DeployRecord) -> None:
+    """The deploy record, and the served-parity table (offline vs served, per metric and per differing row)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    verdict = "OK" if rec.ok else f"FAILED at {rec.failed}"
+    lines = [
+        f"# Cycle {cycle} deploy: {verdict}",
+        "",
+        f"- deployer: `{rec.deployer}`",
+        f"- version: {rec.version or '-'}; endpoint: `{rec.endpoint or '-'}`; served: {rec.served}",
+        f"- rolled back to: {rec.rolled_back_to or '-'}",
+        f"- {rec.reason}",
+    ]
+    create_markdown_artifact(key=artifact_key(cycle, "deploy"), markdown="\n".join(lines) + "\n", description=verdict)
+    if rec.parity is None:
+        return
+    p = rec.parity
+    create_table_artifact(
+        key=artifact_key(cycle, "parity"),
+        table=[
+            {"metric": k, "offline": p["offline_metrics"][k], "served": p["served_metrics"][k]}
+            for k in p["offline_metrics"]
+        ],
+        description=f"Served parity on {p['rows']} held-out rows: {p['summary']}",
+    )
+    if p["mismatches"]:
+        create_table_artifact(
+            key=artifact_key(cycle, "parity", "mismatches"),
+            table=[dict(m) for m in p["mismatches"]],
+            description="Held-out rows the endpoint transcribed differently from the offline model",
+        )
 
 
 def chart_markdown(png: Path, title: str) -> str:

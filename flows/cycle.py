@@ -1,7 +1,13 @@
 """`flywheel_cycle`: one turn of the flywheel as a Prefect flow.
 
 validate → claim the manifest version → score the champion (or base) → gate → split → train (GPU slot)
-→ re-score held-out rows → decide → chart → register the candidate → [approve →] [deploy →] promote
+→ [control set: starting model vs candidate →] re-score held-out rows → decide → chart → register the candidate
+→ [approve →] [deploy → served parity →] promote (`flows.approval`)
+
+The control set (`[cycle] control_manifest`) guards against forgetting: its WER with the starting model and with
+the candidate feed `control_check`, which the decision (REGRESSED above `[decision] max_control_wer_rise`) and the
+held-out leaderboard show. A model's control score is cached in the workspace (`Workspace.control_dir`), so a
+champion's is never recomputed.
 
 Resuming: `cycle.json` is the one resume mechanism. Each finished step's record is written there, so re-running a
 failed or killed cycle (same manifest version) skips finished steps and never redoes finished training. Prefect
@@ -25,7 +31,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as prefect_run
 from prefect.states import Completed
 
+from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig, load_config
+from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, Workspace, deploy_target
 from asr_flywheel.errors import FlywheelError
 from asr_flywheel.flows import artifacts, tasks
@@ -45,6 +53,10 @@ from asr_flywheel.flows.steps import release_models, require_model, trained_on, 
 from asr_flywheel.registry import Registry
 from asr_flywheel.scoring import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.secrets import SECRET_ENV_VARS
+
+#: The control set's scope label, and the file caching a model's control score next to its scoring files.
+SCOPE_CONTROL = "control set (general English)"
+CONTROL_RECORD = "score_record.json"
 
 
 @flow(name="flywheel-cycle", log_prints=True, task_runner=task_runner_from_env())
@@ -90,7 +102,14 @@ def flywheel_cycle(
         try:
             run.begin(proposed, event_rows=rows, event_added_rows=added_rows, flow_run_id=run_id)
             outcome = run_cycle(run)
-            cycle.update_record(status="complete", outcome=outcome.outcome, review=outcome.review)
+            cycle.update_record(
+                status="complete",
+                outcome=outcome.outcome,
+                review=outcome.review,
+                deploy=outcome.deploy,
+                champion_changed=outcome.champion_changed,
+                note=outcome.note,
+            )
         finally:
             release_models()
     return finish(outcome, run_id)
@@ -118,6 +137,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
         return CycleOutcome("stopped-at-gate", n, verdict.outcome)
     held = run.step("split", SplitRecord, lambda: tasks.split(ref=run.ref, out_dir=str(c.split_dir), cfg=cfg))
     trained = run.step("train", TrainRecord, lambda: tasks.train(cycle=c, start=start, cfg=cfg))
+    control = run.control(trained)
     seen_terms, train_audio = trained_on(held)
     rescored = run.step(
         "rescore",
@@ -131,6 +151,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             before_metrics=baseline.metrics,
             seen_terms=seen_terms,
             train_audio=train_audio,
+            control=control,
         ),
     )
     artifacts.publish_score(n, artifacts.HELDOUT, rescored)
@@ -143,6 +164,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             out_dir=str(c.path),
             cfg=cfg,
             history=run.ws.history("decision.json", exclude=c),
+            control=control,
         ),
     )
     artifacts.publish_decision(n, decision)
@@ -217,17 +239,39 @@ class CycleRun:
             batch_size=cfg.cycle.batch_size,
             label=f"cycle {self.cycle.number} ({scope})",
         )
-        return tasks.score(
-            out=str(out),
-            ref=ref,
-            hyps=hyps,
-            model_ref=model,
-            cfg=cfg,
-            cycle=number,
-            scope=scope,
-            family=self.ref.path,
-            **kw,
-        )
+        kw.setdefault("family", self.ref.path)
+        return tasks.score(out=str(out), ref=ref, hyps=hyps, model_ref=model, cfg=cfg, cycle=number, scope=scope, **kw)
+
+    def control(self, trained: TrainRecord) -> ControlCheck | None:
+        """The control-set guard (`[cycle] control_manifest`): general-English WER of the starting model and of
+        the candidate. None when no control manifest is configured."""
+        if not self.cfg.cycle.control_manifest:
+            return None
+        from asr_flywheel.control import control_check
+        from asr_flywheel.scoring import load_metrics
+
+        ref = tasks.validate(manifest=self.cfg.cycle.control_manifest, cfg=self.cfg)
+        n = self.cycle.number
+        before = self.step("control_before", ScoreRecord, lambda: self.control_score(self.start.model, ref, n))
+        after = self.step("control_after", ScoreRecord, lambda: self.control_score(trained.model, ref, n + 1))
+        check = control_check(load_metrics(before.metrics), load_metrics(after.metrics), self.cfg.decision)
+        self.cycle.update_record(control=check.to_dict())
+        artifacts.publish_control(n, check, before, after)
+        return check
+
+    def control_score(self, model: str, ref: ManifestRef, number: int) -> ScoreRecord:
+        """`model`'s score on the control set, from the workspace's cache when an earlier cycle scored it (a
+        champion's control score was its own cycle's "after")."""
+        out = self.ws.control_dir(model, ref.version)
+        cached = out / CONTROL_RECORD
+        if cached.is_file():
+            record = ScoreRecord.from_dict(fio.read_json(cached))
+            if record.files_exist():
+                get_run_logger().info("control set: reusing the score of %s from %s", model, out)
+                return record
+        record = self.score(model, ref, out, number, SCOPE_CONTROL, family=ref.path)
+        fio.write_json(cached, record.to_dict())
+        return record
 
     def chart(self) -> None:
         """KER per category across cycles, as a PNG in the workspace and an artifact on the run page."""

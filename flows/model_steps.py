@@ -16,6 +16,7 @@ from asr_flywheel.flows.transcription import transcribe_rows
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest, TrainResult
 from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.replay import mix_replay
 from asr_flywheel.scoring import ScoreReport
 from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
 from asr_flywheel.validation import load_manifest
@@ -90,7 +91,8 @@ def train(
     accelerator: str = "auto",
     progress: ProgressFn | None = None,
 ) -> TrainResult:
-    """`flywheel train`: refuse known-bad requests before any compute, pre-flight the split, then fine-tune."""
+    """`flywheel train`: refuse known-bad requests before any compute, mix replay rows into the split's training
+    rows (`[train] replay_*`; never control rows), pre-flight the split, then fine-tune."""
     cfg = config or FlywheelConfig()
     require_writable_dir(out_dir, "output directory")
     plugins = Plugins()
@@ -102,8 +104,18 @@ def train(
     for p in (train_m, val_m):
         if not p.is_file():
             raise InputError(f"{p} not found: `flywheel train` needs a split directory (run `flywheel split` first)")
+    # Replay rows are mixed in (or a stale mix undone) before the rows are checked, so the check sees what trains.
+    mix_replay(
+        split_path,
+        cfg.train.replay_manifest or None,
+        cfg.train.replay_fraction,
+        cfg.train.replay_seed,
+        control_manifest=cfg.cycle.control_manifest or None,
+        config=cfg,
+    )
+    for p in (train_m, val_m):
         load_manifest(p, cfg)  # NeMo silently drops rows with missing audio: refuse first
-    fields = dict(
+    request = TrainRequest(
         base=base,
         train_manifest=train_m,
         validation_manifest=val_m,
@@ -115,10 +127,9 @@ def train(
         strategy=strategy,
         accelerator=accelerator,
         progress=progress,
+        base_model=entry,
     )
-    if "base_model" in TrainRequest.__dataclass_fields__:  # the resolved entry travels with the request
-        fields["base_model"] = entry
-    return plugins.trainer(backend_name).train(TrainRequest(**fields))
+    return plugins.trainer(backend_name).train(request)
 
 
 def train_record(result: TrainResult, backend: str | None) -> TrainRecord:

@@ -123,6 +123,10 @@ class DecisionRecord(StepRecord):
     per_category: list[dict]
     decision_json: str
     decision_md: str
+    #: The control-set guard (`ControlCheck.to_dict()`), when a control manifest is configured.
+    control: dict | None = None
+    #: KER on terms the model never trained on, reported apart (they do not decide).
+    unseen: dict | None = None
 
     @property
     def markdown(self) -> str:
@@ -150,21 +154,40 @@ class Review(StepRecord):
         return f"{verdict} by {self.reviewer or 'an unnamed reviewer'}: {self.reason or '(no reason given)'}"
 
 
+#: Which stage of a deploy failed (`DeployRecord.failed`).
+DEPLOY_STAGE, PARITY_STAGE = "deploy", "parity"
+
+
 @dataclass(frozen=True)
 class DeployRecord(StepRecord):
-    """A deploy and its served-parity check; `ok` only when both succeeded (else `reason` says why)."""
+    """A deploy and its served-parity check; `ok` only when both succeeded (else `reason` says why).
+
+    `failed` names the stage that failed ("deploy": nothing new serves; "parity": the new version served other
+    transcripts than offline and was rolled back), None when `ok`. `served` is False for a deployer that only
+    writes build files (Riva): nothing answers yet, so there was no parity to check.
+    """
 
     deployer: str
     ok: bool
     reason: str
     endpoint: str | None
     version: str | None
+    failed: str | None = None
+    served: bool = False
+    rolled_back_to: str | None = None
+    #: `ParityReport.to_dict()` when parity ran (rows, mismatches, offline and served metrics).
+    parity: dict | None = None
+    #: The deploy record as the deployer returned it (`plugins.contracts.DeployRecord`), when it shipped.
+    shipped: dict | None = None
 
 
 @dataclass(frozen=True)
 class Promotion(StepRecord):
+    """A candidate made champion, or not (`promoted=False`: the champion changed since its cycle started)."""
+
     model_id: str
     reason: str
+    promoted: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,8 +195,9 @@ class CycleOutcome:
     """What a run of `flywheel_cycle` did, for the caller, the run page and `flywheel cycle`'s output.
 
     status: "complete" (the cycle ran to its end), "stopped-at-gate", or "duplicate" (this manifest version was
-    cycled before: nothing was done). outcome: the gate outcome or the decision, or REJECTED when a human
-    rejected a KEEP candidate.
+    cycled before: nothing was done). outcome: the gate outcome or the decision; for a KEEP candidate that did
+    not become champion, REJECTED (a human said no), DEPLOY_FAILED, PARITY_FAILED, NOT_SERVED or SUPERSEDED
+    (`flows.approval`), with `deploy` and `note` saying why and who serves now.
     """
 
     status: str
@@ -187,6 +211,8 @@ class CycleOutcome:
     review: str | None = None
     #: What the deploy (and its served-parity check) said, when deploying is on.
     deploy: str | None = None
+    #: Why the champion did not change although the decision was KEEP (and who serves now), when it did not.
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,4 +228,6 @@ class CycleOutcome:
             text += f"; {self.model_id} is the champion"
         if self.deploy:
             text += f"; deploy: {self.deploy}"
+        if self.note:
+            text += f"; {self.note}"
         return text

@@ -10,6 +10,8 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import ManifestRef, StartingPoint, Workspace
 from asr_flywheel.flows.records import (
+    DEPLOY_STAGE,
+    PARITY_STAGE,
     DecisionRecord,
     DeployRecord,
     Promotion,
@@ -83,22 +85,34 @@ def deploy(
         deployer=deployer,
         registry_dir=registry_dir,
     )
+    failed = None
+    if not outcome.ok:
+        failed = DEPLOY_STAGE if outcome.record is None else PARITY_STAGE
     return DeployRecord(
         deployer=outcome.deployer,
         ok=outcome.ok,
         reason=outcome.reason,
         endpoint=outcome.endpoint,
         version=outcome.version,
+        failed=failed,
+        served=outcome.ok and outcome.endpoint is not None,
+        rolled_back_to=outcome.rolled_back_to,
+        parity=outcome.parity.to_dict() if outcome.parity else None,
+        shipped=outcome.record,
         files=list(outcome.files),
     )
 
 
-def promote(*, registry_dir: str | Path, model_id: str, reason: str) -> Promotion:
-    """Make a candidate the champion (the next cycle starts from it)."""
-    from asr_flywheel.registry import Registry
+def promote(*, registry_dir: str | Path, model_id: str, reason: str, started_from: str | None) -> Promotion:
+    """Make a candidate the champion (the next cycle starts from it), only while the champion is still the one
+    its cycle started from (`started_from`; None = the base model): else `promoted=False` and why."""
+    from asr_flywheel.registry import Registry, Superseded
 
     reg = Registry(registry_dir)
-    reg.promote(model_id, reason)
+    try:
+        reg.promote(model_id, reason, replacing=started_from)
+    except Superseded as exc:
+        return Promotion(model_id=model_id, reason=str(exc), promoted=False, files=[str(reg.path)])
     return Promotion(model_id=model_id, reason=reason, files=[str(reg.path)])
 
 

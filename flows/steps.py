@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import ManifestRef
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.flows.records import (
@@ -88,9 +89,11 @@ def score(
     before_metrics: str | Path | None = None,
     seen_terms: Collection[str] | None = None,
     train_audio: Collection[str] | None = None,
+    control: ControlCheck | None = None,
 ) -> ScoreRecord:
     """Score transcripts; write offline_hyps.jsonl, the scoring files and the leaderboard (with the configured
-    gate's sources, and the cycle comparison when `before_metrics` is given)."""
+    gate's sources, the cycle comparison when `before_metrics` is given, and the control-set section when
+    `control` is)."""
     return _score(**locals())[0]
 
 
@@ -115,7 +118,7 @@ def _score(**kw) -> tuple[ScoreRecord, ScoreReport, dict[str, Path]]:
     if kw.get("before_metrics"):
         comparison = compare(before_metrics=kw["before_metrics"], after_metrics=paths["metrics"], cfg=cfg)
         paths["comparison"] = fio.write_text(out / "comparison.md", render_comparison(comparison))
-    board = render_leaderboard(report.metrics, gate=cfg.gate, comparison=comparison)
+    board = render_leaderboard(report.metrics, gate=cfg.gate, comparison=comparison, control=kw.get("control"))
     paths["leaderboard"] = fio.write_text(out / f"leaderboard_cycle{kw['cycle']}.md", board)
     m = report.metrics
     record = ScoreRecord(
@@ -245,25 +248,22 @@ def decide(
     history: list[dict],
     targets: tuple[str, ...] | None = None,
     require_significance: bool | None = None,
+    control: ControlCheck | None = None,
 ) -> DecisionRecord:
     """Apply the decision table to cycle N (before) vs N+1 (after, held-out rows); write decision.json/.md.
-    The cycle number and manifest family are the ones recorded in the after metrics."""
-    from asr_flywheel.decision import decide as decide_table
+    The cycle number and manifest family are the ones recorded in the after metrics; `control` (the control-set
+    guard) makes a candidate that forgets general English REGRESSED."""
     from asr_flywheel.decision import render_decision
-    from asr_flywheel.scoring import load_metrics, load_per_sample
+    from asr_flywheel.decision_files import decide_files
 
-    load_metrics(before_metrics)
-    after = load_metrics(after_metrics)
-    result, _ = decide_table(
-        load_per_sample(before_metrics),
-        load_per_sample(after_metrics),
-        cfg.decision,
-        cfg.stats,
-        targets=targets or cfg.decision_targets,
+    result = decide_files(
+        before_metrics,
+        after_metrics,
+        cfg,
+        targets=targets,
         history=history,
-        cycle=int(after.get("cycle", 0)),
-        manifest_family=after.get("manifest_family", ""),
         require_significance=require_significance,
+        control=control,
     )
     out = Path(out_dir)
     path = fio.write_json(out / "decision.json", result.to_dict())
@@ -276,6 +276,8 @@ def decide(
         per_category=list(result.per_category),
         decision_json=str(path),
         decision_md=str(md),
+        control=result.control,
+        unseen=result.unseen,
         files=[str(path), str(md)],
     )
 

@@ -43,7 +43,9 @@ def register_transcribers():
 
 @hookspec
 def register_deployers():
-    """Return a list of `Deployer` objects (e.g. "triton", "riva")."""
+    """Return a list of `Deployer` objects (e.g. "triton", "riva"): `check_target`, `deploy`, `rollback`,
+    `versions`, plus the optional `Server` methods (`serve_start|stop|status`) for a local serving process.
+    Flows reach deploy backends only through these (docs/plugins.md, "Writing a deployer")."""
 
 
 @hookspec

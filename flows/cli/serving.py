@@ -118,6 +118,8 @@ def cmd_rollback(args) -> int:
     registry = Path(cfg.workspace) / "registry"
     try:
         record = rollback_model(args.deployer, opts, args.to_version)
+    except InputError:
+        raise  # bad input (no such version, not supported) changes nothing: no event to log
     except FlywheelError as exc:
         log_event(registry, action="rollback", ok=False, deployer=args.deployer, name=args.name, reason=str(exc))
         raise

@@ -103,3 +103,4 @@ def test_bad_input_exits_2_with_a_message(argv, message, hf_tiny_model, tmp_path
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message is None or message in err
+    assert not (tmp_path / "workspace").exists()  # nothing shipped, nothing logged
