@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def term_misrecognitions(
     out = jiwer.process_words([refs_norm[i] for i in rows], [hyps_norm[i] for i in rows])
     counts: dict[str, Counter] = defaultdict(Counter)
     for i, alignment in zip(rows, out.alignments, strict=True):
-        term = terms_norm[i]
+        term = cast(str, terms_norm[i])  # rows hold only missed terms
         span = _span(term.split(), refs_norm[i].split())
         if span is not None:
             counts[term][written_for_term(alignment, *span, hyps_norm[i].split())] += 1

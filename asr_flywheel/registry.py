@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from filelock import FileLock
 
@@ -130,7 +131,7 @@ class Registry:
         rec = self.get(model_id)
         with self._locked() as data:
             if replacing is not ANY and data.get("champion") != replacing:
-                raise Superseded(model_id, replacing, data.get("champion"))
+                raise Superseded(model_id, cast("str | None", replacing), data.get("champion"))
             data["champion"] = model_id
             data["champion_history"].append(
                 {"model_id": model_id, "reason": reason, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -129,7 +129,7 @@ def score_manifest(
     scores = score_rows(refs_norm, hyps_norm, terms_norm)
     agg = aggregate(scores)
     st = cfg.stats
-    ker_ci = (None, None)
+    ker_ci: tuple[float | None, float | None] = (None, None)
     if agg.ker_n:
         low, high = rate_intervals(
             np.array([int(np.nansum(scores.ker))]),

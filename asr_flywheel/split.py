@@ -18,6 +18,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from asr_flywheel import io as fio
 from asr_flywheel.config import SplitConfig
@@ -151,8 +152,8 @@ def split_manifest(
         for i in idx:
             c = counts.setdefault(cats[i] or NO_CATEGORY, {"train": 0, "validation": 0})
             c[side] += 1
-    seen = {terms[i] for i in train if terms[i]}
-    unseen = {terms[i] for i in val if terms[i]} - seen
+    seen = cast(set[str], {terms[i] for i in train if terms[i]})
+    unseen = cast(set[str], {terms[i] for i in val if terms[i]}) - seen
     return SplitResult(
         sorted(train),
         sorted(val),

@@ -11,6 +11,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import orjson
 
@@ -183,7 +184,7 @@ def _check_audio(
                 )
             )
         numeric = isinstance(duration, int | float) and not isinstance(duration, bool) and duration > 0
-        if numeric and abs(duration - res.duration) > cfg.duration_tolerance_s:
+        if numeric and abs(cast(float, duration) - res.duration) > cfg.duration_tolerance_s:
             problems.append(
                 Problem(line, "duration", f"{duration} s disagrees with the audio header ({res.duration:.3f} s)")
             )

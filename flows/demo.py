@@ -155,8 +155,14 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     endpoint = None
     if profile.deploy:
         info = start_triton(ws)
-        endpoint = f"http://{info.http_url}"
-        settings |= {"cycle.deployer": "triton", "deploy.repo": info.repo, "deploy.url": f"127.0.0.1:{info.http_port}"}
+        endpoint = f"grpc://{info.grpc_url} (HTTP: {info.http_url})"
+        # gRPC: tritonclient's HTTP client (gevent) fails when a pooled client changes threads during parity.
+        settings |= {
+            "cycle.deployer": "triton",
+            "deploy.repo": info.repo,
+            "deploy.url": info.grpc_url,
+            "deploy.protocol": "grpc",
+        }
     cfg_path = write_config(ws, profile, settings)
     cfg = load_config(cfg_path)
     manifest = ws.root / "data" / "clinical" / "manifest.jsonl"
@@ -167,8 +173,9 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
         print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
         outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
         cycles.append(outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome))
-        report_cycle(ws, cycles[-1])
+        report_cycle(ws, cycles[-1], cfg.gate.priority)
     result = DemoResult(ws.root, base, record, cycles, cfg_path, endpoint)
+    report_numbers(demo_summary(result))
     if profile.deploy and not profile.keep_server:
         from asr_flywheel.backends.triton import server
 
@@ -177,7 +184,26 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     return result
 
 
-def report_cycle(ws: Workspace, outcome: dict) -> None:
+def held_out_check(cycle_dir: Path, priority: tuple[str, ...]) -> str | None:
+    """The issue's size rule for a meaningful decision: >= 2 held-out rows per term and >= 16 priority rows."""
+    from collections import Counter
+
+    val = cycle_dir / "split" / "validation.jsonl"
+    if not val.is_file():
+        return None
+    rows = fio.read_jsonl(val)
+    per_term = Counter(r["term"] for r in rows if r.get("term"))
+    prio = sum(r.get("entity_category") in priority for r in rows)
+    thin = sorted(t for t, n in per_term.items() if n < 2)
+    verdict = "met" if not thin and prio >= 16 else "NOT met"
+    detail = f"; terms with 1 held-out row: {', '.join(thin)}" if thin else ""
+    return (
+        f"held-out size rule (>= 2 rows per term, >= 16 priority rows): {verdict}: {prio} priority rows, "
+        f"min {min(per_term.values(), default=0)} row(s) per term{detail}"
+    )
+
+
+def report_cycle(ws: Workspace, outcome: dict, priority: tuple[str, ...] = ("drug",)) -> None:
     cycle_dir = ws.cycle(outcome["cycle"]).path
     print("\n" + "=" * 100)
     for name in ("baseline/leaderboard_cycle*.md", "gate.md", "after/leaderboard_cycle*.md", "decision.md"):
@@ -186,10 +212,40 @@ def report_cycle(ws: Workspace, outcome: dict) -> None:
             if "leaderboard" in p.name:  # headline and categories; the full board is in the file
                 text = text.split("## 3.")[0]
             print(f"\n--- {p.relative_to(ws.root)} ---\n{text.rstrip()}")
+    check = held_out_check(cycle_dir, priority)
+    if check:
+        print(f"\n{check}")
     print(
         f"\ncycle {outcome['cycle']}: {outcome.get('status')} → {outcome.get('outcome')}"
         f"{'  (deployed)' if outcome.get('deployed') else ''}"
     )
+
+
+def report_numbers(summary: dict) -> None:
+    """The headline numbers of both cycles, read back from the cycles' files (never computed twice)."""
+    print("\n" + "=" * 100 + "\nNumbers (from the cycles' gate.json, decision.json and per_sample.jsonl):")
+    print(f"  base model, held-out general-English WER: {summary['base_heldout_general']['wer']:.3f}")
+    for c in summary["cycles"]:
+        n = c["cycle"]
+        wer, words = c.get("baseline_non_term_wer") or (None, 0)
+        gate = c.get("gate_json") or {}
+        if wer is not None:
+            print(f"  cycle {n}: starting model's WER on the clinical rows' non-term words: {wer:.3f} ({words} words)")
+        if gate:
+            print(f"  cycle {n}: gate {gate.get('outcome')} (priority KER {gate.get('priority_ker')}, "
+                  f"n={gate.get('priority_n')})")
+        d = c.get("decision_json")
+        if d:
+            print(
+                f"  cycle {n}: held-out priority KER {d['ker_before']:.3f} → {d['ker_after']:.3f} "
+                f"(n={d['n_targeted']}, delta CI {d.get('ci_low')} to {d.get('ci_high')}) → {d['decision']}"
+            )
+            unseen = (d.get("unseen") or {}).get("all")
+            if unseen:
+                print(f"  cycle {n}: unseen-term KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} "
+                      f"(n={unseen['n']})")
+            print(f"  cycle {n}: control set: {d.get('control') or 'not evaluated'}")
+        print(f"  cycle {n}: outcome {c.get('outcome')}{' (deployed)' if c.get('deployed') else ''}")
 
 
 def report_where(result: DemoResult, profile: DemoProfile) -> None:

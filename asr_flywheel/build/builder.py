@@ -19,8 +19,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 from asr_flywheel.build.noise import CLEAN, parse_noise_label
 from asr_flywheel.build.options import BuildOptions, BuildReport
@@ -76,10 +78,10 @@ def _pronunciation_problems(tiers: list[dict], terms: list[TermSpec], synth) -> 
             used.append((t, pron))
     if used and not accepts_pronunciations(synth):
         return [Problem(0, "synthesizer", f"{synth.name} takes no phoneme input (pronunciations=)")]
-    check = getattr(synth, "check_pronunciation", None)
+    check: Callable[[Any], str | None] | None = getattr(synth, "check_pronunciation", None)
     problems = []
     for t, pron in used if check else []:
-        why = check(pron)
+        why = cast(Callable[[Any], str | None], check)(pron)
         if why:
             problems.append(Problem(t.line, "term", f"{pron.source} pronunciation of {t.term!r} unusable: {why}"))
     return problems
@@ -143,11 +145,12 @@ def _render_all(utts: list[Utterance], synth, options: BuildOptions, base_dir: P
         if len(voices) < 2:
             raise InputError("babble noise needs at least two babble voices (--babble-voices)")
         (base_dir / options.audio_dir).mkdir(parents=True, exist_ok=True)
-        babble = make_babble(synth, tuple(voices), base_dir / options.audio_dir, options.sample_rate, options.seed)
+        rate = cast(int, options.sample_rate)  # filled from [manifest] before rendering
+        babble = make_babble(synth, tuple(voices), base_dir / options.audio_dir, rate, options.seed)
     bar = _progress_bar(len(utts), options, progress)
     results: list[list[dict]] = []
     with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(render, u, synth, babble, base_dir, options.sample_rate) for u in utts]
+        futures = [pool.submit(render, u, synth, babble, base_dir, cast(int, options.sample_rate)) for u in utts]
         try:
             for fut in futures:
                 results.append(fut.result())

@@ -12,6 +12,7 @@ import inspect
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import soundfile as sf
@@ -112,7 +113,7 @@ def _write_row(utt: Utterance, row: PlannedRow, speech, babble, base_dir: Path, 
         _write_wav(path, speech, sample_rate)
         frames = speech.size
     else:
-        noise = noise_for(row.noise_kind, speech.size, row.noise_seed, babble)
+        noise = noise_for(cast(str, row.noise_kind), speech.size, row.noise_seed, babble)
         mixed, scale = mix_at_snr(speech, noise, row.snr_target)
         _write_wav(path, mixed, sample_rate)
         written, _ = sf.read(str(path), dtype="int16")

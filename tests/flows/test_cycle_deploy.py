@@ -16,7 +16,7 @@ from cycle_runs import ALWAYS_KEEP, artifacts_of, cycle_with_review, run_cycle
 from asr_flywheel.flows import steps
 from asr_flywheel.flows.deploying import deploy_events
 from asr_flywheel.registry import Registry
-from helpers import write_tiny_cycle_config
+from helpers import write_manifest, write_tiny_cycle_config
 
 pytestmark = pytest.mark.slow  # real servers and a fine-tune per cycle
 
@@ -136,3 +136,62 @@ def test_a_late_promotion_of_an_older_candidate_is_superseded(tmp_path, nemo_tin
     assert kept.promoted and not late.promoted and "the champion is now cycle0002-newer" in late.reason
     assert reg.champion().model_id == newer.model_id
     assert [h["model_id"] for h in reg.champion_history()] == [newer.model_id]
+
+
+def test_a_cycle_waiting_for_approval_neither_feeds_the_next_cycle_nor_overwrites_its_champion(
+    prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    """Cycle 1 waits for approval; meanwhile cycle 2 (another manifest version, no approval required) starts from
+    the base model, not from the unapproved candidate, and is kept. The late approval of cycle 1's candidate is
+    then SUPERSEDED: cycle 2's champion stays."""
+    ws = tmp_path / "workspace"
+    slow = write_tiny_cycle_config(
+        tmp_path / "approval.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP,
+        cycle={"require_approval": True},
+    )  # fmt: skip
+    fast = write_tiny_cycle_config(tmp_path / "fast.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP)
+    rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()][:-1]  # another version of the manifest
+    for r in rows:
+        r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
+    other = write_manifest(tmp_path / "grown.jsonl", rows)
+    second: dict = {}
+
+    def run_second_cycle():
+        second["result"], _ = run_cycle(other, fast)
+
+    (late, run_id), _, _ = cycle_with_review(
+        tiny_dataset,
+        slow,
+        prefect_client,
+        approve=True,
+        reviewer="dr-lee",
+        reason="late",
+        while_paused=run_second_cycle,
+    )
+    kept = second["result"]
+    assert kept.cycle == 2 and kept.outcome == "KEEP" and kept.champion_changed
+    assert json.loads((ws / "cycles" / "cycle-0002" / "cycle.json").read_text())["start"]["parent"] is None
+    assert late.cycle == 1 and late.decision == "KEEP" and late.outcome == "SUPERSEDED" and not late.champion_changed
+    assert Registry(ws / "registry").champion().model_id == kept.model_id
+    assert f"the champion is now {kept.model_id}" in late.note
+    assert "SUPERSEDED" in prefect_client.read_flow_run(run_id).state.message
+
+
+def test_a_riva_build_that_serves_nothing_does_not_change_the_champion_by_default(
+    prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    """The Riva deployer writes the build/deploy script (a real Riva server cannot run here): nothing serves the
+    candidate and no parity can be checked, so without `[deploy] promote_unserved` the outcome is NOT_SERVED."""
+    ws = tmp_path / "workspace"
+    config = write_tiny_cycle_config(
+        tmp_path / "flywheel.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP,
+        cycle={"deployer": "riva"},
+    )  # fmt: skip
+    result, run_id = run_cycle(tiny_dataset, config)
+    assert result.decision == "KEEP" and result.outcome == "NOT_SERVED" and not result.champion_changed
+    assert Registry(ws / "registry").champion() is None
+    record = json.loads((ws / "cycles" / "cycle-0001" / "cycle.json").read_text())
+    assert record["steps"]["deploy"]["ok"] and not record["steps"]["deploy"]["served"]
+    assert "promote_unserved" in record["note"] and "promote" not in record["steps"]
+    assert (ws / "cycles" / "cycle-0001" / "deploy" / "riva_deploy.sh").is_file()
+    assert "NOT_SERVED" in prefect_client.read_flow_run(run_id).state.message

@@ -45,8 +45,11 @@ def paused_run(client, config: Path, timeout: float = 300.0):
     raise AssertionError("the cycle never paused for approval")
 
 
-def cycle_with_review(manifest: Path, config: Path, client, *, approve: bool, reviewer: str, reason: str):
-    """Run a cycle that pauses for approval; check the champion is unchanged while paused; answer the form."""
+def cycle_with_review(
+    manifest: Path, config: Path, client, *, approve: bool, reviewer: str, reason: str, while_paused=None
+):
+    """Run a cycle that pauses for approval; check the champion is unchanged while paused; call `while_paused()`
+    (e.g. run another cycle) if given; then answer the form."""
     from prefect.flow_runs import resume_flow_run
 
     box: dict = {}
@@ -64,6 +67,8 @@ def cycle_with_review(manifest: Path, config: Path, client, *, approve: bool, re
     workspace = config.parent / "workspace"
     champion_while_paused = Registry(workspace / "registry").champion()
     candidates = Registry(workspace / "registry").models()
+    if while_paused is not None:
+        while_paused()
     resume_flow_run(run.id, run_input={"approve": approve, "reviewer": reviewer, "reason": reason})
     worker.join(timeout=300)
     if "error" in box:
