@@ -84,6 +84,7 @@ def flywheel_cycle(
     ws = Workspace(workspace or cfg.workspace)
     load_secret_blocks()
     ref = tasks.validate(manifest=manifest, cfg=cfg, content_hash=content_hash, rows=rows)
+    control = tasks.validate(manifest=cfg.cycle.control_manifest, cfg=cfg) if cfg.cycle.control_manifest else None
     run_id = str(prefect_run.id)
     claim = ws.claim_version(ref.version, ref.path, again=recycle, rows=ref.rows, flow_run_id=run_id)
     cycle = claim.cycle
@@ -97,7 +98,7 @@ def flywheel_cycle(
     proposed = Registry(ws.registry_dir).starting_point(
         base_model or cfg.cycle.base_model, backend or cfg.cycle.backend or None
     )
-    run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason)
+    run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason, control)
     with cycle.lock():
         try:
             run.begin(proposed, event_rows=rows, event_added_rows=added_rows, flow_run_id=run_id)
@@ -194,6 +195,8 @@ class CycleRun:
     ref: ManifestRef
     deployer: str
     force_reason: str | None
+    #: The control manifest's version (validated with the cycle's inputs, before any compute), if configured.
+    control_ref: ManifestRef | None = None
     start: StartingPoint = field(init=False)
 
     def begin(self, proposed: StartingPoint, **event) -> None:
@@ -245,12 +248,12 @@ class CycleRun:
     def control(self, trained: TrainRecord) -> ControlCheck | None:
         """The control-set guard (`[cycle] control_manifest`): general-English WER of the starting model and of
         the candidate. None when no control manifest is configured."""
-        if not self.cfg.cycle.control_manifest:
+        ref = self.control_ref
+        if ref is None:
             return None
         from asr_flywheel.control import control_check
         from asr_flywheel.scoring import load_metrics
 
-        ref = tasks.validate(manifest=self.cfg.cycle.control_manifest, cfg=self.cfg)
         n = self.cycle.number
         before = self.step("control_before", ScoreRecord, lambda: self.control_score(self.start.model, ref, n))
         after = self.step("control_after", ScoreRecord, lambda: self.control_score(trained.model, ref, n + 1))

@@ -34,7 +34,7 @@ def control_manifest(synth, tmp_path_factory) -> Path:
     return write_manifest(root / "control.jsonl", rows)
 
 
-def test_a_candidate_whose_control_wer_rises_too_much_is_regressed_and_not_promoted(
+def test_a_candidate_whose_control_wer_rises_too_much_is_regressed_and_not_promoted_and_control_scores_are_reused(
     prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, control_manifest, tmp_path
 ):
     ws = tmp_path / "workspace"
@@ -69,3 +69,28 @@ def test_a_candidate_whose_control_wer_rises_too_much_is_regressed_and_not_promo
     arts = artifacts_of(prefect_client, run_id)
     assert "cycle-1-control" in arts and arts["cycle-1-control-table"].type == "table"
     assert "outcome-regressed" in prefect_client.read_flow_run(run_id).tags
+
+    # The next cycle (another manifest version) starts from the same model: its control score is reused, not redone.
+    scored = Path(record["steps"]["control_before"]["metrics"])
+    mtime = scored.stat().st_mtime_ns
+    rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()][:-1]
+    for r in rows:
+        r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
+    again, _ = run_cycle(write_manifest(tmp_path / "grown.jsonl", rows), config)
+    second = json.loads((ws / "cycles" / f"cycle-{again.cycle:04d}" / "cycle.json").read_text())
+    assert again.cycle == 2 and second["steps"]["control_before"]["metrics"] == str(scored)
+    assert scored.stat().st_mtime_ns == mtime and second["control"]["wer_before"] == control["wer_before"]
+
+
+def test_a_bad_control_manifest_fails_the_cycle_before_anything_is_claimed(
+    prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    from asr_flywheel.errors import InputError
+
+    bad = write_manifest(tmp_path / "control.jsonl", [{"audio_filepath": "gone.wav", "text": "good morning"}])
+    config = write_tiny_cycle_config(
+        tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"], cycle={"control_manifest": str(bad)}
+    )
+    with pytest.raises(InputError, match="line 1: audio_filepath: audio file not found"):
+        run_cycle(tiny_dataset, config)
+    assert not (tmp_path / "ws" / "cycles").exists()  # no cycle claimed, no training spent

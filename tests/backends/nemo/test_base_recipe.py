@@ -22,9 +22,7 @@ from asr_flywheel.backends.nemo.base_recipe import (
 from asr_flywheel.errors import InputError
 from asr_flywheel.normalize import normalize_many
 
-TINY = BaseRecipe(
-    n_train=24, n_validation=4, n_heldout=6, d_model=32, n_layers=1, n_heads=2, max_steps=3, batch_size=4
-)
+TINY = BaseRecipe(n_train=24, n_validation=4, n_heldout=6, d_model=32, n_layers=1, n_heads=2, max_steps=3, batch_size=4)
 
 
 def test_default_corpus_contains_no_word_of_any_clinical_or_demo_term():
