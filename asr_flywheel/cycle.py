@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -328,6 +329,15 @@ def require_writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     probe = p
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    if not probe.is_dir() or not _can_create_in(probe):
         raise InputError(f"{what} {p} is not writable ({probe} does not allow creating files)")
     return p
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Really create (and remove) a file: os.access says yes to root everywhere, even in /proc or /sys."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False

@@ -301,10 +301,48 @@ def load_metrics(path: str | Path) -> dict:
         data = fio.read_json(p)
     except Exception as exc:
         raise InputError(f"{p} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{p} is not a flywheel metrics.json: expected a JSON object, got {type(data).__name__}")
     missing = [k for k in ("n", "ker", "ker_by_entity_category", "ker_by_ipa_source") if k not in data]
     if missing:
         raise InputError(f"{p} is not a flywheel metrics.json", [Problem(0, k, "missing key") for k in missing])
+    problems = metrics_field_problems(data)
+    if problems:
+        raise InputError(f"{p}: the gate and the decision cannot read these fields", problems)
     return data
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_rate(v) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1)
+
+
+def metrics_field_problems(metrics: dict) -> list[Problem]:
+    """Every field of a metrics.json the gate and the decision read, with the wrong type (hand-edited, foreign)."""
+    problems = []
+    if not _is_int(metrics.get("n")):
+        problems.append(Problem(0, "n", f"expected a row count (integer), got {metrics.get('n')!r}"))
+    if not _is_int(metrics.get("cycle", 0)):
+        problems.append(Problem(0, "cycle", f"expected an integer, got {metrics.get('cycle')!r}"))
+    for key in ("ker_by_entity_category", "ker_by_ipa_source"):
+        table = metrics.get(key)
+        if not isinstance(table, dict):
+            problems.append(Problem(0, key, f"expected an object of groups, got {type(table).__name__}"))
+            continue
+        for group, entry in table.items():
+            if not isinstance(entry, dict):
+                problems.append(Problem(0, f"{key}.{group}", f"expected an object, got {entry!r}"))
+                continue
+            if not _is_rate(entry.get("ker")):
+                problems.append(
+                    Problem(0, f"{key}.{group}.ker", f"expected a rate in [0, 1], got {entry.get('ker')!r}")
+                )
+            if not _is_int(entry.get("n")):
+                problems.append(Problem(0, f"{key}.{group}.n", f"expected an integer, got {entry.get('n')!r}"))
+    return problems
 
 
 def pooled_ker(breakdown: dict, keys) -> tuple[float | None, int]:

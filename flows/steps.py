@@ -15,7 +15,6 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import ManifestRef
-from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.flows.records import (
     DecisionRecord,
     GateRecord,
@@ -155,10 +154,7 @@ def gate(
     from asr_flywheel.gate import evaluate_gate, is_first_eval, render_gate
     from asr_flywheel.scoring import load_metrics
 
-    metrics = load_metrics(metrics_path)
-    problems = gate_input_problems(metrics)
-    if problems:
-        raise InputError(f"{metrics_path}: the gate cannot read these fields", problems)
+    metrics = load_metrics(metrics_path)  # refuses wrong types in the fields the gate and decision read
     first = is_first_eval(history, metrics) if first_eval is None else first_eval
     result = evaluate_gate(metrics, cfg.gate, first_eval=first, priority=priority)
     if force_reason is not None:
@@ -179,39 +175,6 @@ def gate(
         gate_md=str(gate_md),
         files=[str(gate_json), str(gate_md)],
     )
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_rate(v) -> bool:
-    return v is None or (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1)
-
-
-def gate_input_problems(metrics: dict) -> list[Problem]:
-    """Every field of a metrics.json the gate reads, with the wrong type (a hand-edited or foreign file)."""
-    problems = []
-    if not _is_int(metrics.get("n")):
-        problems.append(Problem(0, "n", f"expected a row count (integer), got {metrics.get('n')!r}"))
-    if not _is_int(metrics.get("cycle", 0)):
-        problems.append(Problem(0, "cycle", f"expected an integer, got {metrics.get('cycle')!r}"))
-    for key in ("ker_by_entity_category", "ker_by_ipa_source"):
-        table = metrics.get(key)
-        if not isinstance(table, dict):
-            problems.append(Problem(0, key, f"expected an object of groups, got {type(table).__name__}"))
-            continue
-        for group, entry in table.items():
-            if not isinstance(entry, dict):
-                problems.append(Problem(0, f"{key}.{group}", f"expected an object, got {entry!r}"))
-                continue
-            if not _is_rate(entry.get("ker")):
-                problems.append(
-                    Problem(0, f"{key}.{group}.ker", f"expected a rate in [0, 1], got {entry.get('ker')!r}")
-                )
-            if not _is_int(entry.get("n")):
-                problems.append(Problem(0, f"{key}.{group}.n", f"expected an integer, got {entry.get('n')!r}"))
-    return problems
 
 
 def split(

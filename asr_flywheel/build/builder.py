@@ -123,6 +123,15 @@ def _prepare(terms_csv, out: Path, options: BuildOptions, synth, cfg, append: bo
     return old_bytes, old_rows, new_terms, present, tiers
 
 
+def _check_out(out: Path) -> None:
+    """The manifest and its audio folder must be writable before any clip is synthesised."""
+    from asr_flywheel.cycle import require_writable_dir
+
+    if out.is_dir():
+        raise InputError(f"--out {out} is a directory; give the manifest file (JSONL) to write")
+    require_writable_dir(out.parent, f"--out {out}: its folder")
+
+
 def _spec(options: BuildOptions, synth) -> PlanSpec:
     return PlanSpec(
         contexts=options.contexts,
@@ -230,6 +239,7 @@ def run_build(
     if options.sample_rate is None:
         options = dataclasses.replace(options, sample_rate=cfg.manifest.sample_rate)
     out = Path(out_manifest)
+    _check_out(out)
     workers = options.workers or os.cpu_count() or 1
     old_bytes, old_rows, new_terms, present, tiers = _prepare(
         terms_csv, out, options, synthesizer, cfg, append, workers

@@ -62,6 +62,22 @@ def _activate(target: TritonTarget, info: repo_mod.VersionInfo, opts: repo_mod.S
     return time.monotonic() - started
 
 
+def _require_live(target: TritonTarget) -> None:
+    """No server, no new version: a version directory written for a server that never loaded it would later be
+    offered as a rollback target."""
+    client = connect(target.url, target.protocol, CONTROL_TIMEOUT_S)
+    try:
+        live = client.is_server_live()
+    except Exception as exc:
+        live, why = False, _reason(exc)
+    else:
+        why = "not live"
+    finally:
+        client.close()
+    if not live:
+        raise DeployError(f"no Triton server answering at {target.url} ({why}); nothing was written to {target.repo}")
+
+
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "message", None)
     text = text() if callable(text) else text or str(exc)
@@ -99,6 +115,7 @@ def deploy_version(
     mdir = repo_mod.model_dir(target.repo, target.name)
     opts = _options(mdir, serving)
     previous = repo_mod.read_state(mdir).served
+    _require_live(target)
     info = repo_mod.add_version(target.repo, target.name, path, backend, str(decoder), batch_size)
     seconds = _activate(target, info, opts, "deploy")
     return _record(target, info, previous, seconds, "deploy")

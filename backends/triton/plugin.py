@@ -98,7 +98,7 @@ class TritonDeployer:
     def serve_start(self, repo: Path, *, host: str, http_port: int, grpc_port: int) -> LocalServer:
         from asr_flywheel.backends.triton import server
 
-        server.check_ports(http_port, grpc_port)
+        server.check_ports(http_port, grpc_port, host)
         return _local(server.start(repo, host=host, http_port=http_port, grpc_port=grpc_port))
 
     def serve_stop(self, repo: Path) -> bool:

@@ -12,6 +12,7 @@ directory would shadow that package inside every served model. Triton ignores `.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -186,9 +187,30 @@ def stop(repo: str | os.PathLike, timeout_s: float = 20.0) -> bool:
     return True
 
 
-def check_ports(http_port: int, grpc_port: int) -> None:
+def check_ports(http_port: int, grpc_port: int, host: str = "127.0.0.1") -> None:
+    """Refuse bad or busy ports up front: tritonserver itself would start, log the clash and die a moment later."""
     bad = [f"{n} {p}" for n, p in (("--http-port", http_port), ("--grpc-port", grpc_port)) if not 0 < p < 65536]
     if http_port == grpc_port:
         bad.append("--http-port and --grpc-port must differ")
+    if not bad:
+        bad = [
+            f"{n} {p}: {why}"
+            for n, p in (("--http-port", http_port), ("--grpc-port", grpc_port))
+            if (why := _bind_problem(host, p))
+        ]
     if bad:
         raise InputError("invalid server ports: " + "; ".join(bad))
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no clash
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return (
+                f"already in use on {host}" if exc.errno == errno.EADDRINUSE else f"cannot bind {host}: {exc.strerror}"
+            )
+    return None

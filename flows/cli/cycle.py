@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from asr_flywheel.cycle import require_writable_dir
 from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
 
 
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_cycle(args) -> int:
+    require_writable_dir(args.workspace or config_from(args).workspace, "--workspace")  # before any server starts
     prefect_env_defaults()
     from asr_flywheel.flows.cycle import flywheel_cycle
 
@@ -52,5 +54,6 @@ def cmd_demo(args) -> int:
     from asr_flywheel.flows.demo import run_demo
 
     cfg = config_from(args)
+    require_writable_dir(args.workspace or cfg.workspace, "--workspace")
     run_demo(args.workspace or cfg.workspace, cfg)
     return 0

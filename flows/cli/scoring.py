@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest")
     p.add_argument("--hyps", required=True, help='JSONL of {"audio_filepath": ..., "hyp"/"pred_text": ...}')
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--cycle", type=int, default=0)
+    p.add_argument("--cycle", type=non_negative_int, default=0)
     p.add_argument("--model-name", default="unknown")
     p.add_argument("--scope", default="all rows", help="label for the rows scored (e.g. 'held-out rows')")
     p.add_argument("--family", help="manifest family id (default: the manifest's absolute path)")
@@ -131,7 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline-hyps", help="with --endpoint: report divergence from these offline transcripts")
     p.add_argument("--batch-size", type=positive_int, default=8, help="8 suits CPUs; raise to 32+ on a GPU")
     p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
-    p.add_argument("--cycle", type=int, default=0)
+    p.add_argument("--cycle", type=non_negative_int, default=0)
     p.add_argument("--scope", default="all rows")
     p.set_defaults(func=cmd_eval)
 

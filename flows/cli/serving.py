@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from asr_flywheel.cycle import require_writable_dir
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.cli._common import config_from
 
@@ -68,6 +69,8 @@ def cmd_serve(args) -> int:
             return 1
         print(f"tritonserver (pid {current.pid}) for {current.repo}: HTTP {current.http_url}  gRPC {current.grpc_url}")
         return 0
+    if current is None:
+        require_writable_dir(repo, "--repo")
     info = current or plugin.serve_start(repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port)
     print(f"tritonserver (pid {info.pid}) serving {info.repo}: HTTP {info.http_url}  gRPC {info.grpc_url}")
     print(f"log: {info.log}")
@@ -85,6 +88,9 @@ def cmd_deploy(args) -> int:
         raise InputError("--to riva needs --out DIR (where riva_deploy.sh and riva_deploy.json are written)")
     overrides = {"name": args.name, "repo": args.repo, "url": args.url, "protocol": args.protocol}
     out = Path(args.out) if args.out else Path(cfg.workspace) / "deploys" / time.strftime("%Y%m%d-%H%M%S")
+    require_writable_dir(out, "--out" if args.out else "[workspace] deploys folder")
+    if args.repo:
+        require_writable_dir(args.repo, "--repo")
     outcome = deploy_and_verify(
         args.model,
         args.parity_manifest,

@@ -210,3 +210,12 @@ def test_long_problem_lists_are_capped_with_the_full_list_in_a_file_and_json(tmp
     full = Path(more.split("full list in ")[1].split()[0])
     assert len(full.read_text().splitlines()) == 60
     full.unlink()
+
+
+@pytest.mark.parametrize("verb", ["cycle", "demo"])
+def test_an_unwritable_workspace_exits_2_before_any_prefect_server_or_synthesis(verb, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the workspace's parent would have to be")
+    argv = [verb, "m.jsonl"] if verb == "cycle" else [verb]
+    assert main([*argv, "--workspace", str(blocker / "ws")]) == 2
+    assert f"--workspace {blocker / 'ws'} is not writable" in capsys.readouterr().err

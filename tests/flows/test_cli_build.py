@@ -64,3 +64,15 @@ def test_append_then_publish_announces_the_grown_version(tmp_path, capsys, prefe
     assert "kept 1 term(s)" in said and "+1 rows" in said and "flywheel publish" in said
     assert main([*common, "publish", str(out)]) == 0
     assert "2 rows (+1)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("{dir}", "is a directory; give the manifest file"), ("/proc/flywheel/m.jsonl", "is not writable")],
+)
+def test_an_unusable_out_is_refused_before_any_clip_is_synthesised(out, message, tmp_path, capsys):
+    if out.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc")
+    terms = _csv(tmp_path / "t.csv", "cefazolin,drug\n")
+    assert main(["build", str(terms), "--out", out.format(dir=tmp_path), *FAST]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "audio").exists()

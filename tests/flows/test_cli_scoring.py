@@ -99,7 +99,7 @@ def test_gate_names_every_field_of_the_wrong_type(scored, capsys):
     metrics["ker_by_ipa_source"] = []
     scored.write_text(json.dumps(metrics))
     code, err = run(["gate", str(scored)], capsys)
-    assert code == 2 and "the gate cannot read these fields" in err
+    assert code == 2 and "the gate and the decision cannot read these fields" in err
     for field in ("file: n:", "ker_by_entity_category.drug.ker:", "ker_by_ipa_source:"):
         assert field in err, err
 
@@ -155,3 +155,39 @@ def test_unknown_categories_on_the_command_line_are_refused(verb, clinical_manif
     code, err = run(argv, capsys)
     assert code == 2 and "unknown categor" in err and "known: drug, procedure" in err
     assert not (scored.parent / "decision.json").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc: a directory no one can create files in")
+@pytest.mark.parametrize("verb", ["score", "gate"])
+def test_an_out_in_a_directory_that_refuses_files_is_refused_even_for_root(verb, clinical_manifest, scored, capsys):
+    """os.access says yes to root for /proc; the check must really try to create a file there."""
+    out = "/proc/flywheel-out"
+    argv = {
+        "score": ["score", str(clinical_manifest), "--hyps", "h.jsonl", "--out", out],
+        "gate": ["gate", str(scored), "--out", out],
+    }[verb]
+    code, err = run(argv, capsys)
+    assert code == 2 and f"--out {out} is not writable" in err
+
+
+def test_decide_names_wrong_types_in_metrics_json_instead_of_crashing(scored, tmp_path, capsys):
+    """Two metrics files only (no per_sample.jsonl): the unpaired decision reads the same fields as the gate."""
+    before, after = tmp_path / "b" / "metrics.json", tmp_path / "a" / "metrics.json"
+    metrics = json.loads(scored.read_text())
+    after.parent.mkdir()
+    after.write_text(json.dumps(metrics))
+    metrics["ker_by_entity_category"]["drug"] = "x"
+    before.parent.mkdir()
+    before.write_text(json.dumps(metrics))
+    code, err = run(["decide", str(before), str(after), "--out", str(tmp_path / "d")], capsys)
+    assert code == 2 and "ker_by_entity_category.drug: expected an object, got 'x'" in err
+    before.write_text("[1, 2]")
+    code, err = run(["decide", str(before), str(after), "--out", str(tmp_path / "d")], capsys)
+    assert code == 2 and "expected a JSON object, got list" in err
+
+
+@pytest.mark.parametrize("verb", ["score", "eval"])
+def test_a_negative_cycle_number_is_refused(verb, clinical_manifest, tmp_path, capsys):
+    source = ["--hyps", "h.jsonl"] if verb == "score" else ["--model", "m.nemo"]
+    code, err = run([verb, str(clinical_manifest), *source, "--out", str(tmp_path / "o"), "--cycle", "-1"], capsys)
+    assert code == 2 and "--cycle: must be at least 0, got -1" in err

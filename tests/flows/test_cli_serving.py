@@ -4,8 +4,10 @@ tritonserver on loopback ports and a tiny MedASR-architecture model; plus the ba
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,44 @@ def test_bad_input_exits_2_with_a_message(argv, message, hf_tiny_model, tmp_path
     err = capsys.readouterr().err
     assert message is None or message in err
     assert not (tmp_path / "workspace").exists()  # nothing shipped, nothing logged
+
+
+def test_serve_start_on_a_busy_port_exits_2_before_starting_tritonserver(tmp_path, capsys):
+    http, grpc = free_ports(2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", http))
+        busy.listen()
+        code = main(
+            ["serve", "start", "--repo", str(tmp_path / "repo"), "--http-port", str(http), "--grpc-port", str(grpc)]
+        )
+    assert code == 2
+    assert f"--http-port {http}: already in use on 127.0.0.1" in capsys.readouterr().err
+    assert not (tmp_path / "repo").exists()  # no server state, nothing started
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc: a directory no one can create files in")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "start", "--repo", "/proc/flywheel-repo"],
+        ["deploy", "m.nemo", "--to", "riva", "--out", "/proc/flywheel-out"],
+        ["deploy", "m.nemo", "--to", "triton", "--repo", "/proc/flywheel-repo", "--url", "127.0.0.1:1"],
+    ],
+)
+def test_an_unwritable_repo_or_out_exits_2_naming_it(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    named = next(a for a in argv if a.startswith("/proc/"))
+    assert f"{named} is not writable" in capsys.readouterr().err
+
+
+def test_deploy_to_a_server_that_is_not_there_writes_no_version(tmp_path, capsys, monkeypatch):
+    """Otherwise the never-loaded version would later be offered as a rollback target."""
+    monkeypatch.chdir(tmp_path)
+    base = Path(__file__).resolve().parents[2] / "examples" / "demo" / "base" / "base.nemo"
+    (port,) = free_ports(1)
+    repo = tmp_path / "repo"
+    argv = ["deploy", str(base), "--to", "triton", "--repo", str(repo), "--url", f"127.0.0.1:{port}", "--name", "m"]
+    assert main(argv) == 1
+    assert f"no Triton server answering at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not (repo / "m" / "1").exists()
