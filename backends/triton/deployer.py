@@ -62,7 +62,7 @@ def _activate(target: TritonTarget, info: repo_mod.VersionInfo, opts: repo_mod.S
     return time.monotonic() - started
 
 
-def _require_live(target: TritonTarget) -> None:
+def _require_live(target: TritonTarget, previous: int | None) -> None:
     """No server, no new version: a version directory written for a server that never loaded it would later be
     offered as a rollback target."""
     client = connect(target.url, target.protocol, CONTROL_TIMEOUT_S)
@@ -75,7 +75,8 @@ def _require_live(target: TritonTarget) -> None:
     finally:
         client.close()
     if not live:
-        raise DeployError(f"no Triton server answering at {target.url} ({why}); nothing was written to {target.repo}")
+        before = f"version {previous} was served before" if previous else "nothing was serving before"
+        raise DeployError(f"no Triton server answering at {target.url} ({why}); {before}; nothing was written")
 
 
 def _reason(exc: Exception) -> str:
@@ -115,7 +116,7 @@ def deploy_version(
     mdir = repo_mod.model_dir(target.repo, target.name)
     opts = _options(mdir, serving)
     previous = repo_mod.read_state(mdir).served
-    _require_live(target)
+    _require_live(target, previous)
     info = repo_mod.add_version(target.repo, target.name, path, backend, str(decoder), batch_size)
     seconds = _activate(target, info, opts, "deploy")
     return _record(target, info, previous, seconds, "deploy")

@@ -11,10 +11,10 @@ import shutil
 import pytest
 
 from asr_flywheel.backends.nemo.trainer import TrainingError, resolve_precision
+from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import InputError, RefusedError
 from asr_flywheel.flows import steps
 from asr_flywheel.plugins.contracts import Decoder
-from asr_flywheel.replay import mix_replay
 
 FAST = {"epochs": 1, "batch_size": 8, "warmup_steps": 1}  # default precision: bf16-mixed → fp32 on CPU
 
@@ -29,21 +29,23 @@ GENERAL = ["the weather is nice today", "we walked to the market", "please close
 
 @pytest.fixture(scope="module")
 def replay_split(split_dir, synth, tmp_path_factory):
-    """A copy of the split with general-English replay rows mixed in (asr_flywheel.replay)."""
+    """A copy of the split plus general-English rows that `[train] replay_manifest` mixes in at train time."""
     root = tmp_path_factory.mktemp("replay")
     rows = [{"audio_filepath": str(synth(t, root / "audio" / f"g{i}.wav")), "text": t} for i, t in enumerate(GENERAL)]
     general = root / "general.jsonl"
     general.write_text("".join(json.dumps(r) + "\n" for r in rows))
     split = root / "split"
     shutil.copytree(split_dir, split)
-    mix_replay(split, general, 0.1, seed=5)
-    return split
+    return split, general
 
 
 @pytest.fixture(scope="module")
 def trained_ctc(nemo_tiny_models, replay_split, tmp_path_factory):
+    """Trained through `steps.train` (what `flywheel train` and the cycle run), replay configured as users do."""
+    split, general = replay_split
+    cfg = FlywheelConfig().replace("train", replay_manifest=str(general), replay_fraction=0.1, replay_seed=5)
     out = tmp_path_factory.mktemp("ctc-sft")
-    return steps.train(replay_split, str(nemo_tiny_models["ctc"]), out, hyperparameters=FAST)
+    return steps.train(split, str(nemo_tiny_models["ctc"]), out, hyperparameters=FAST, config=cfg)
 
 
 def test_ctc_sft_writes_model_and_run_info(trained_ctc):
