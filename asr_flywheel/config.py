@@ -62,6 +62,8 @@ class SplitConfig:
     seed: int = 42
     #: Hold out this many whole terms (all their rows go to validation) to measure KER on unseen terms.
     holdout_terms: int = 0
+    #: Send at least this many rows of every term to validation (one row always stays in training).
+    min_heldout_per_term: int = 0
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ def _type_name(tp) -> str:
 def _range_problems(cfg: FlywheelConfig) -> list[Problem]:
     checks = [
         (not 0 < cfg.split.val_fraction < 1, "split.val_fraction", "must be strictly between 0 and 1"),
+        (cfg.split.min_heldout_per_term < 0, "split.min_heldout_per_term", "must be >= 0"),
         (not 0 < cfg.stats.confidence < 1, "stats.confidence", "must be strictly between 0 and 1"),
         (cfg.stats.bootstrap_resamples < 100, "stats.bootstrap_resamples", "must be at least 100"),
         (cfg.gate.harden_below > cfg.gate.finetune_above, "gate.harden_below", "must not exceed gate.finetune_above"),

@@ -6,6 +6,11 @@ row's own identity, so the split is the same on every machine, independent of ro
 the manifest grows: existing rows keep their side except at the category's boundary. The same term may
 land on both sides through different rows; that is intended (it measures robustness on trained vocabulary).
 
+`min_heldout_per_term = k` (default 0: off) makes the split term-stratified within each category as well: the k
+best-ranked rows of every term go to validation first (fewer when the term has k rows or fewer, because one row
+always stays in training), then the category's validation share is filled from its remaining rows in rank order.
+A category whose guarantees exceed its share gets a larger validation side, and split.json says so in `warnings`.
+
 `holdout_terms = N` first sends every row of N whole terms to validation (terms ranked by SHA-256(seed, term),
 so the choice is deterministic), to measure generalisation to words the model never trained on. Terms that
 end up only in validation, held out or by chance, are "unseen"; split.json lists seen and unseen terms so the
@@ -54,6 +59,7 @@ class SplitResult:
             "counts": self.counts,
             "warnings": self.warnings,
             "holdout_terms": cfg.holdout_terms,
+            "min_heldout_per_term": cfg.min_heldout_per_term,
             "heldout_terms": list(self.heldout_terms),
             "seen_terms": list(self.seen_terms),
             "unseen_terms": list(self.unseen_terms),
@@ -121,6 +127,24 @@ def _check_priority(manifest: Manifest, priority: tuple[str, ...], min_priority_
         )
 
 
+def _category_validation(ranked: list[int], terms: list[str | None], cfg: SplitConfig) -> set[int]:
+    """One category's validation rows: each term's guaranteed rows first, then the fraction in rank order."""
+    chosen: set[int] = set()
+    if cfg.min_heldout_per_term:
+        by_term: dict[str, list[int]] = defaultdict(list)
+        for i in ranked:
+            if terms[i]:
+                by_term[cast(str, terms[i])].append(i)
+        for rows in by_term.values():
+            chosen.update(rows[: min(cfg.min_heldout_per_term, len(rows) - 1)])
+    n_val = min(len(ranked) - 1, max(1, round(cfg.val_fraction * len(ranked))))
+    for i in ranked:
+        if len(chosen) >= n_val:
+            break
+        chosen.add(i)
+    return chosen
+
+
 def split_manifest(
     manifest: Manifest, cfg: SplitConfig, priority: tuple[str, ...], *, min_priority_rows: int = 5
 ) -> SplitResult:
@@ -144,9 +168,14 @@ def split_manifest(
             train += rows
             continue
         ranked = sorted(rows, key=lambda i: _rank_key(cfg.seed, manifest.rows[i]["audio_filepath"]))
-        n_val = min(len(rows) - 1, max(1, round(cfg.val_fraction * len(rows))))
-        val += ranked[:n_val]
-        train += ranked[n_val:]
+        chosen = _category_validation(ranked, terms, cfg)
+        if len(chosen) > max(1, round(cfg.val_fraction * len(rows))):
+            warnings.append(
+                f"category {cat!r}: {len(chosen)} of {len(rows)} rows go to validation (more than val_fraction) "
+                f"to hold out {cfg.min_heldout_per_term} row(s) of every term"
+            )
+        val += [i for i in ranked if i in chosen]
+        train += [i for i in ranked if i not in chosen]
     cats = manifest.column("entity_category")
     for side, idx in (("train", train), ("validation", val)):
         for i in idx:

@@ -32,7 +32,7 @@ from prefect.runtime import flow_run as prefect_run
 from prefect.states import Completed
 
 from asr_flywheel import io as fio
-from asr_flywheel.config import FlywheelConfig, load_config
+from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, Workspace, deploy_target
 from asr_flywheel.errors import FlywheelError
@@ -50,6 +50,7 @@ from asr_flywheel.flows.records import (
 )
 from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.flows.steps import release_models, require_model, trained_on, update_chart
+from asr_flywheel.plugins.manager import Plugins
 from asr_flywheel.registry import Registry
 from asr_flywheel.scoring import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.secrets import SECRET_ENV_VARS
@@ -85,6 +86,7 @@ def flywheel_cycle(
     load_secret_blocks()
     ref = tasks.validate(manifest=manifest, cfg=cfg, content_hash=content_hash, rows=rows)
     control = tasks.validate(manifest=cfg.cycle.control_manifest, cfg=cfg) if cfg.cycle.control_manifest else None
+    proposed = checked_start(cfg, ws, base_model or cfg.cycle.base_model, backend or cfg.cycle.backend or None)
     run_id = str(prefect_run.id)
     claim = ws.claim_version(ref.version, ref.path, again=recycle, rows=ref.rows, flow_run_id=run_id)
     cycle = claim.cycle
@@ -95,9 +97,6 @@ def flywheel_cycle(
         artifacts.label_run(run_id, name=artifacts.run_name(cycle.number, duplicate=True))
         return finish(CycleOutcome("duplicate", cycle.number, cycle.read_record().get("outcome")), run_id)
     artifacts.label_run(run_id, name=artifacts.run_name(cycle.number))
-    proposed = Registry(ws.registry_dir).starting_point(
-        base_model or cfg.cycle.base_model, backend or cfg.cycle.backend or None
-    )
     run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason, control)
     with cycle.lock():
         try:
@@ -114,6 +113,30 @@ def flywheel_cycle(
         finally:
             release_models()
     return finish(outcome, run_id)
+
+
+def checked_start(cfg: FlywheelConfig, ws: Workspace, base_model: str, backend: str | None) -> StartingPoint:
+    """The model the cycle will start from, with `[hyperparameters]` checked against the backend that will train
+    it: a mistyped key fails with its file and line before the version is claimed or any model is scored, not
+    after an hour of baseline scoring. The backend is found without loading the model (a broken base is the
+    cycle's to record and report, so a corrected retry resumes the same cycle)."""
+    proposed = Registry(ws.registry_dir).starting_point(base_model, backend)
+    name = training_backend(proposed)
+    if name is not None:
+        check_hyperparameters(cfg, name)
+    return proposed
+
+
+def training_backend(start: StartingPoint) -> str | None:
+    """The trainer backend for `start`: its own, a catalogue entry's, or the one that claims the file; None when
+    no backend recognises it (the model check in `CycleRun.begin` then says what is wrong)."""
+    if start.backend:
+        return start.backend
+    plugins = Plugins()
+    entry = plugins.base_model(start.model)
+    if entry is not None:
+        return entry.backend
+    return next((name for name, t in plugins.trainers().items() if t.claims(start.model)), None)
 
 
 def run_cycle(run: CycleRun) -> CycleOutcome:

@@ -104,12 +104,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_triton(ws: Workspace):
-    from asr_flywheel.backends.triton import server
+def _local_server():
+    """The triton deployer's `Server` side (through its plugin, like `flywheel serve`): runs tritonserver here."""
+    from asr_flywheel.plugins.contracts import Server
+    from asr_flywheel.plugins.manager import Plugins
 
+    plugin = Plugins().deployer("triton")
+    if not isinstance(plugin, Server):
+        raise TypeError("the triton deployer plugin cannot run a local server")
+    return plugin
+
+
+def start_triton(ws: Workspace):
     repo = ws.root / "triton"
     repo.mkdir(parents=True, exist_ok=True)
-    return server.running(repo) or server.start(repo, http_port=_free_port(), grpc_port=_free_port())
+    server = _local_server()
+    return server.serve_status(repo) or server.serve_start(
+        repo, host="127.0.0.1", http_port=_free_port(), grpc_port=_free_port()
+    )
 
 
 def _toml_value(v) -> str:
@@ -177,9 +189,7 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     result = DemoResult(ws.root, base, record, cycles, cfg_path, endpoint)
     report_numbers(demo_summary(result))
     if profile.deploy and not profile.keep_server:
-        from asr_flywheel.backends.triton import server
-
-        server.stop(ws.root / "triton")
+        _local_server().serve_stop(ws.root / "triton")
     report_where(result, profile)
     return result
 

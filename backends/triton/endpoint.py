@@ -8,8 +8,8 @@ check run the very same eval step (validation, scoring, files) as offline eval. 
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -45,37 +45,72 @@ class TritonEndpointModel:
     def transcribe(
         self, audio_paths: Sequence[str], *, batch_size: int = 16, progress: ProgressFn | None = None
     ) -> list[str]:
-        workers = max(1, min(batch_size, len(audio_paths)))
-        clients: queue.Queue = queue.Queue()
-        for _ in range(workers):
-            clients.put(connect(self.endpoint.url, self.endpoint.protocol))
-
-        def one(path: str) -> str:
-            client = clients.get()
-            try:
-                return infer_one(client, self.endpoint, Path(path).read_bytes())
-            finally:
-                clients.put(client)
-
-        out: list[str] = [""] * len(audio_paths)
+        """Up to `batch_size` worker threads, each with its own client made, used and closed on that thread:
+        geventhttpclient clients belong to the thread that made them, and pooled clients handed between threads
+        once failed served parity ("Cannot switch to a different thread"). Progress is reported on the caller's
+        thread (where the Prefect run context lives)."""
+        paths = [str(p) for p in audio_paths]
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(paths)):
+            todo.put(i)
+        results: queue.SimpleQueue[tuple[int, str, str]] = queue.SimpleQueue()
+        workers = [
+            threading.Thread(target=self._work, args=(paths, todo, results), daemon=True)
+            for _ in range(max(1, min(batch_size, len(paths))))
+        ]
+        for w in workers:
+            w.start()
+        out: list[str] = [""] * len(paths)
         errors: list[str] = []
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(one, str(p)): i for i, p in enumerate(audio_paths)}
-                for done, fut in enumerate(as_completed(futures), start=1):
-                    i = futures[fut]
-                    try:
-                        out[i] = fut.result()
-                    except Exception as exc:
-                        errors.append(f"{audio_paths[i]}: {' '.join(str(exc).split())[:300]}")
-                    if progress:
-                        progress(done, len(audio_paths))
-        finally:
-            while not clients.empty():
-                clients.get().close()
+        for done in range(1, len(paths) + 1):
+            i, text, error = _next_result(results, workers)
+            out[i] = text
+            if error:
+                errors.append(f"{paths[i]}: {error}")
+            if progress:
+                progress(done, len(paths))
+        for w in workers:
+            w.join()
         if errors:
             raise EndpointError(f"{self.name} failed on {len(errors)} clip(s):\n  " + "\n  ".join(sorted(errors)))
         return out
+
+    def _work(self, paths: list[str], todo: queue.SimpleQueue, results: queue.SimpleQueue) -> None:
+        """Answer clips until none are left; every clip taken gets exactly one result (text or error)."""
+        client, failure = None, ""
+        try:
+            client = connect(self.endpoint.url, self.endpoint.protocol)
+        except Exception as exc:
+            failure = f"cannot connect: {_one_line(exc)}"
+        try:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if client is None:
+                    results.put((i, "", failure))
+                    continue
+                try:
+                    results.put((i, infer_one(client, self.endpoint, Path(paths[i]).read_bytes()), ""))
+                except Exception as exc:
+                    results.put((i, "", _one_line(exc)))
+        finally:
+            if client is not None:
+                client.close()
+
+
+def _next_result(results: queue.SimpleQueue, workers: list[threading.Thread]) -> tuple[int, str, str]:
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            if not any(w.is_alive() for w in workers):
+                raise EndpointError("the endpoint's worker threads stopped before every clip was answered") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 class TritonEndpointTranscriber:

@@ -116,3 +116,45 @@ def test_split_json_records_seen_terms_and_read_split_returns_them(tmp_path):
     assert info.seen_terms == set(r.seen_terms) and len(info.seen_terms) == 2
     assert "nystatin" in r.seen_terms + r.unseen_terms  # normalised
     assert info.train_audio == {m.audio_paths[i] for i in r.train}
+
+
+def terms_manifest(per_term: dict[str, int], tmp_path) -> Manifest:
+    """Every term in one 'drug' category, so only the per-term guarantee can spread validation over terms."""
+    rows = [
+        {"audio_filepath": f"audio/{t}{i}.wav", "text": f"take {t} {i}", "term": t, "entity_category": "drug"}
+        for t, k in per_term.items()
+        for i in range(k)
+    ]
+    return Manifest(
+        tmp_path / "m.jsonl", rows, list(range(1, len(rows) + 1)), [str(tmp_path / r["audio_filepath"]) for r in rows]
+    )
+
+
+def _val_per_term(m: Manifest, r) -> dict[str, int]:
+    from collections import Counter
+
+    return Counter(m.rows[i]["term"] for i in r.validation)
+
+
+def test_min_heldout_per_term_puts_that_many_rows_of_every_term_in_validation(tmp_path):
+    m = terms_manifest({f"term{k}": 8 for k in range(12)}, tmp_path)
+    plain = split_manifest(m, SplitConfig(val_fraction=0.25), ("drug",))
+    assert min(_val_per_term(m, plain).get(f"term{k}", 0) for k in range(12)) < 2  # category-only can starve a term
+    r = split_manifest(m, SplitConfig(val_fraction=0.25, min_heldout_per_term=2), ("drug",))
+    assert _val_per_term(m, r) == {f"term{k}": 2 for k in range(12)}
+    assert not set(r.train) & set(r.validation) and len(r.validation) == round(0.25 * 96) and r.warnings == []
+
+
+def test_min_heldout_per_term_keeps_one_row_of_a_small_term_in_training_and_warns_when_over_the_fraction(tmp_path):
+    m = terms_manifest({"alpha": 2, "beta": 1, "gamma": 3}, tmp_path)
+    r = split_manifest(m, SplitConfig(val_fraction=0.2, min_heldout_per_term=2), ("drug",))
+    assert _val_per_term(m, r) == {"alpha": 1, "gamma": 2}
+    assert set(r.seen_terms) == {"alpha", "beta", "gamma"}
+    assert any("more than val_fraction" in w for w in r.warnings)
+
+
+def test_min_heldout_per_term_zero_is_the_category_only_split(tmp_path):
+    m = terms_manifest({f"t{k}": 5 for k in range(7)}, tmp_path)
+    assert split_manifest(m, SplitConfig(min_heldout_per_term=0), ("drug",)) == split_manifest(
+        m, SplitConfig(), ("drug",)
+    )

@@ -13,16 +13,7 @@ import pytest
 
 from asr_flywheel.flows.cli import main
 from asr_flywheel.plugins.manager import Plugins
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from helpers import free_ports
 
 
 @pytest.fixture

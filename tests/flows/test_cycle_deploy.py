@@ -8,7 +8,6 @@ KER moves by noise; what these tests prove is what happens after KEEP, not the K
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from cycle_runs import ALWAYS_KEEP, artifacts_of, cycle_with_review, run_cycle
@@ -16,19 +15,9 @@ from cycle_runs import ALWAYS_KEEP, artifacts_of, cycle_with_review, run_cycle
 from asr_flywheel.flows import steps
 from asr_flywheel.flows.deploying import deploy_events
 from asr_flywheel.registry import Registry
-from helpers import write_manifest, write_tiny_cycle_config
+from helpers import free_ports, write_manifest, write_tiny_cycle_config
 
 pytestmark = pytest.mark.slow  # real servers and a fine-tune per cycle
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

@@ -241,3 +241,29 @@ def test_deploying_without_a_configured_deployer_is_refused_before_any_work(
     with pytest.raises(FlywheelError, match="no deployer is configured"):
         run_cycle(tiny_dataset, config, deploy_model=True)
     assert not (tmp_path / "ws").exists()
+
+
+def test_a_mistyped_hyperparameter_fails_the_cycle_before_scoring_or_claiming(
+    prefect_server, nemo_tiny_models, tiny_dataset, tmp_path, capsys
+):
+    """`flywheel cycle` as users run it: the trainer plugin's check runs before the baseline is scored (an hour on
+    a real set) and before the version is claimed, so the corrected config runs as cycle 1 from the start."""
+    from asr_flywheel.cycle import Workspace
+    from asr_flywheel.flows.cli import main
+
+    small = small_manifest(tiny_dataset, tmp_path)
+    config = write_tiny_cycle_config(
+        tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"], hyperparameters={"epochz": 3}
+    )
+    line = config.read_text().splitlines().index("epochz = 3") + 1
+    assert main(["cycle", str(small), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and f"line {line}" in err and "epochz" in err and "Traceback" not in err
+    workspace = Workspace(tmp_path / "ws")
+    assert not list((tmp_path / "ws").rglob("baseline*")) and not workspace.cycles()
+    assert not workspace.claims_dir.exists() or not list(workspace.claims_dir.glob("*.json"))
+
+    write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
+    assert main(["cycle", str(small), "--config", str(config)]) == 0
+    record = json.loads((workspace.cycle(1).path / "cycle.json").read_text())
+    assert (record["status"], record["outcome"]) == ("complete", "stopped-at-gate")

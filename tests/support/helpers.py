@@ -4,6 +4,7 @@ test folders that mirror package names never shadow the real packages)."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 CLINICAL_SENTENCES = [
@@ -109,3 +110,14 @@ def subprocess_env(server, config: Path, **extra) -> dict:
     from asr_flywheel.flows.server import clean_env
 
     return clean_env(server.home, server.api_url, {"FLYWHEEL_CONFIG": str(config), **extra})
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (servers under test bind 127.0.0.1 only)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

@@ -3,24 +3,13 @@ models trained by the backends' own trainers (real espeak-ng audio, CPU)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from asr_flywheel.flows import steps
+from helpers import free_ports
 
 HF_FAST = {"epochs": 1, "batch_size": 8, "gradient_accumulation_steps": 1, "warmup_steps": 1, "lr": 1e-3}
 NEMO_FAST = {"epochs": 1, "batch_size": 8, "warmup_steps": 1, "max_steps": 2}
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="session")

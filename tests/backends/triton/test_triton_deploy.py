@@ -93,6 +93,32 @@ def test_a_bad_clip_gets_its_own_error_and_the_batch_still_answers(triton, hf_v1
     assert all(not results[i].startswith("ERROR") for i in (0, 1, 3, 4))
 
 
+def test_the_endpoint_transcribes_from_several_threads_at_once_with_zero_errors(triton, hf_v1, tiny_dataset):
+    """Regression: pooled HTTP clients were handed between threads, and geventhttpclient refuses that ("Cannot
+    switch to a different thread" on 6 of 90 parity clips). Three callers at once, four workers each."""
+    paths = clips(tiny_dataset, 8) * 2
+    model = steps.load_model(f"triton://{triton.http_url}/hf")
+    expected = model.transcribe(paths[:8], batch_size=1) * 2
+    results: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+    progress_threads: dict[int, set[int]] = {}
+
+    def call(k: int) -> None:
+        seen = progress_threads.setdefault(k, set())
+        try:
+            results[k] = model.transcribe(paths, batch_size=4, progress=lambda *_: seen.add(threading.get_ident()))
+        except BaseException as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=call, args=(k,)) for k in range(3)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=120)
+    assert errors == [] and results == {k: expected for k in range(3)}
+    assert progress_threads == {k: {callers[k].ident} for k in range(3)}  # progress on the caller's thread
+
+
 @pytest.fixture(scope="module")
 def swapped(triton, trained_hf, hf_tiny_model):
     """v1 serving, then v2 deployed while 4 clients keep sending requests to the unversioned name."""
