@@ -163,6 +163,12 @@ class Plugins:
         if chosen:
             return self._pick("transcriber backend", transcribers, chosen)
         claiming = [t for t in transcribers.values() if t.claims(model_ref)]
+        if not claiming and "://" in model_ref:
+            raise InputError(
+                f"no installed transcriber serves the endpoint {model_ref!r} (scheme "
+                f"{model_ref.split('://', 1)[0]}://); endpoint schemes come from the deploy plugins, e.g. "
+                f"triton://HOST:PORT/NAME, tritongrpc://HOST:PORT/NAME, riva://HOST:PORT{self.broken_note()}"
+            )
         if not claiming:
             raise InputError(
                 f"no installed backend can load {model_ref!r}: pass a .nemo file, a Hugging Face model directory, "

@@ -71,9 +71,11 @@ def _devices(value: str) -> int | str:
 
 def cmd_train(args) -> int:
     from asr_flywheel.config import check_hyperparameters
+    from asr_flywheel.flows.model_steps import require_model
     from asr_flywheel.flows.steps import train
     from asr_flywheel.plugins.manager import Plugins
 
+    require_model(args.base)  # "file not found" for a missing .nemo, before asking backends what it is
     flags = overrides(args)
     cfg = config_from(args)
     backend = args.backend or cfg.cycle.backend or None

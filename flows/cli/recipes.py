@@ -43,9 +43,11 @@ def _recipe(args):
 
 def cmd_base_model(args) -> int:
     from asr_flywheel.backends.nemo.base_recipe import MODEL_FILE, RECORD_FILE, make_base_model
+    from asr_flywheel.cycle import require_writable_dir
 
     recipe = _recipe(args)
     workspace = Path(args.workspace or config_from(args).workspace)
+    require_writable_dir(workspace, "--workspace")  # before minutes of synthesis and pretraining
     result = make_base_model(workspace, recipe, workers=args.workers)
     if args.export:
         out = Path(args.export)

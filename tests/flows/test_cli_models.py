@@ -96,3 +96,17 @@ def test_train_takes_hyperparameters_from_the_config_and_flags_override_them(
     assert (hp["max_steps"], hp["batch_size"], hp["warmup_steps"]) == (1, 8, 1)  # from the file
     assert (hp["seed"], hp["epochs"]) == (11, 1)  # the flags win
     assert info["global_steps"] == 1
+
+
+def test_train_with_a_missing_nemo_file_says_the_file_is_not_found(tmp_path, capsys):
+    missing = tmp_path / "missing.nemo"
+    assert main(["train", str(tmp_path), "--base", str(missing), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"model file not found: {missing}" in err and "Traceback" not in err
+
+
+def test_eval_with_an_unknown_endpoint_scheme_names_the_scheme_and_the_known_forms(clinical_manifest, tmp_path, capsys):
+    code = main(["eval", str(clinical_manifest), "--endpoint", "http://localhost:8000/x", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "scheme http://" in err and "triton://HOST:PORT/NAME" in err

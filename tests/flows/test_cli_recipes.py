@@ -9,3 +9,12 @@ def test_base_model_rejects_every_bad_flag_with_exit_2(tmp_path, capsys):
     assert code == 2
     assert "--steps must be positive" in err and "--workers must be at least 1" in err and "--seed" in err
     assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()
+
+
+def test_base_model_refuses_an_unwritable_workspace_before_synthesis(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["base-model", "--workspace", str(blocker / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "--workspace" in err and "Traceback" not in err
+    assert not (tmp_path / "file").is_dir()
