@@ -1,7 +1,8 @@
 """`flywheel_cycle`: one turn of the flywheel as a Prefect flow.
 
-validate → claim the manifest version → score the champion (or base) → gate → split → train (GPU slot)
-→ [control set: starting model vs candidate →] re-score held-out rows → decide → chart → register the candidate
+validate → check [hyperparameters] for the starting model's trainer → claim the manifest version
+→ score the champion (or base) → gate → split → train (GPU slot) → [control set: starting model vs candidate →]
+re-score held-out rows → decide → chart → register the candidate
 → [approve →] [deploy → served parity →] promote (`flows.approval`)
 
 The control set (`[cycle] control_manifest`) guards against forgetting: its WER with the starting model and with
