@@ -35,8 +35,8 @@ from prefect.states import Completed
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
 from asr_flywheel.control import ControlCheck
-from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, Workspace, deploy_target
-from asr_flywheel.errors import FlywheelError
+from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, Workspace, deploy_target, version_to_cycle
+from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows import artifacts, tasks
 from asr_flywheel.flows.approval import settle
 from asr_flywheel.flows.records import (
@@ -114,6 +114,22 @@ def flywheel_cycle(
         finally:
             release_models()
     return finish(outcome, run_id)
+
+
+def preflight(
+    manifest: str | None, cfg: FlywheelConfig, workspace: str | None, base_model: str | None, backend: str | None
+) -> None:
+    """The flow's own input checks, run by `flywheel cycle` before Prefect starts: bad input then exits 2 with its
+    message alone, instead of a flow run that Prefect reports with a traceback. Same functions, nothing new."""
+    if not (manifest or cfg.cycle.manifest):
+        raise InputError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
+    version_to_cycle(manifest or cfg.cycle.manifest, cfg)
+    if cfg.cycle.control_manifest:
+        version_to_cycle(cfg.cycle.control_manifest, cfg)
+    start = checked_start(
+        cfg, Workspace(workspace or cfg.workspace), base_model or cfg.cycle.base_model, backend or None
+    )
+    require_model(start.model)
 
 
 def checked_start(cfg: FlywheelConfig, ws: Workspace, base_model: str, backend: str | None) -> StartingPoint:

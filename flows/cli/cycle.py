@@ -32,9 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_cycle(args) -> int:
-    require_writable_dir(args.workspace or config_from(args).workspace, "--workspace")  # before any server starts
+    cfg = config_from(args)
+    require_writable_dir(args.workspace or cfg.workspace, "--workspace")  # before any server starts
     prefect_env_defaults()
-    from asr_flywheel.flows.cycle import flywheel_cycle
+    from asr_flywheel.flows.cycle import flywheel_cycle, preflight
+
+    preflight(args.manifest, cfg, args.workspace, args.base, args.backend or cfg.cycle.backend or None)
 
     result = flywheel_cycle(
         manifest=args.manifest,

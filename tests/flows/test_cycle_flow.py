@@ -259,6 +259,13 @@ def test_a_mistyped_hyperparameter_fails_the_cycle_before_scoring_or_claiming(
     assert main(["cycle", str(small), "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert f"hyperparameter(s) in {config}" in err and f"line {line}: hyperparameters.epochz" in err
+    assert "Traceback" not in err  # the CLI's preflight refuses it before Prefect starts a run
+    # A deployment (event or schedule) runs the flow itself: the flow's own check refuses it just as early.
+    from asr_flywheel.errors import InputError
+    from asr_flywheel.flows.cycle import flywheel_cycle
+
+    with pytest.raises(InputError, match="epochz"):
+        flywheel_cycle(manifest=str(small), config_path=str(config))
     workspace = Workspace(tmp_path / "ws")
     assert not list((tmp_path / "ws").rglob("baseline*")) and not workspace.cycles()
     assert not workspace.claims_dir.exists() or not list(workspace.claims_dir.glob("*.json"))
