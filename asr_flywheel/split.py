@@ -148,6 +148,8 @@ def _category_validation(ranked: list[int], terms: list[str | None], cfg: SplitC
 def split_manifest(
     manifest: Manifest, cfg: SplitConfig, priority: tuple[str, ...], *, min_priority_rows: int = 5
 ) -> SplitResult:
+    if cfg.min_heldout_per_term < 0:
+        raise InputError(f"split.min_heldout_per_term must be >= 0, got {cfg.min_heldout_per_term}")
     _check_priority(manifest, priority, min_priority_rows)
     terms = _terms(manifest)
     heldout = _pick_heldout(terms, cfg)

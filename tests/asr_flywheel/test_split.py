@@ -158,3 +158,8 @@ def test_min_heldout_per_term_zero_is_the_category_only_split(tmp_path):
     assert split_manifest(m, SplitConfig(min_heldout_per_term=0), ("drug",)) == split_manifest(
         m, SplitConfig(), ("drug",)
     )
+
+
+def test_negative_min_heldout_per_term_is_refused(tmp_path):
+    with pytest.raises(InputError, match="min_heldout_per_term must be >= 0"):
+        split_manifest(terms_manifest({"a": 6}, tmp_path), SplitConfig(min_heldout_per_term=-1), ("drug",))

@@ -172,6 +172,16 @@ def test_early_stopping_matches_the_in_process_callback(tmp_path):
     assert not off.exp_manager.get("create_early_stopping_callback", False)
 
 
+def test_without_early_stopping_validation_runs_once_after_the_last_epoch(tmp_path):
+    every = compose(plan_for(tmp_path).overrides)
+    assert every.trainer.check_val_every_n_epoch == 1  # early stopping reads val_wer every epoch
+    hp = {"early_stopping_patience": 0, "epochs": 7}
+    once = compose(plan_for(tmp_path / "once", hp).overrides)
+    assert once.trainer.check_val_every_n_epoch == 7 and once.trainer.max_epochs == 7
+    steps = compose(plan_for(tmp_path / "steps", {**hp, "max_steps": 50}).overrides)
+    assert steps.trainer.check_val_every_n_epoch == 1  # a step-bounded run may stop before the last epoch
+
+
 def test_tokenizer_dir_turns_on_the_stock_vocabulary_update(tmp_path):
     tok = tmp_path / "tokenizers" / "new"
     tok.mkdir(parents=True)
