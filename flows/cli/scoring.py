@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=fraction, help="validation share, strictly between 0 and 1")
     p.add_argument("--seed", type=int)
     p.add_argument("--holdout-terms", type=non_negative_int, help="hold out every row of N whole terms")
+    p.add_argument(
+        "--min-heldout-per-term", type=non_negative_int, help="at least K held-out rows per term (one stays in train)"
+    )
     p.add_argument("--priority", nargs="+")
     p.add_argument("--no-audio-check", action="store_true")
     p.set_defaults(func=cmd_split)
@@ -192,7 +195,11 @@ def cmd_split(args) -> int:
     from asr_flywheel.validation import validate_manifest
 
     cfg = config_from(args).replace(
-        "split", val_fraction=args.val_fraction, seed=args.seed, holdout_terms=args.holdout_terms
+        "split",
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        holdout_terms=args.holdout_terms,
+        min_heldout_per_term=args.min_heldout_per_term,
     )
     priority = known_categories(cfg, args.priority, "--priority")
     out = require_writable_dir(args.out)

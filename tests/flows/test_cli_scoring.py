@@ -191,3 +191,9 @@ def test_a_negative_cycle_number_is_refused(verb, clinical_manifest, tmp_path, c
     source = ["--hyps", "h.jsonl"] if verb == "score" else ["--model", "m.nemo"]
     code, err = run([verb, str(clinical_manifest), *source, "--out", str(tmp_path / "o"), "--cycle", "-1"], capsys)
     assert code == 2 and "--cycle: must be at least 0, got -1" in err
+
+
+def test_split_min_heldout_per_term_must_not_be_negative(clinical_manifest, tmp_path, capsys):
+    argv = ["split", str(clinical_manifest), "--out", str(tmp_path / "s"), "--min-heldout-per-term", "-1"]
+    code, err = run(argv, capsys)
+    assert code == 2 and "--min-heldout-per-term: must be at least 0" in err and not (tmp_path / "s").exists()
