@@ -32,7 +32,9 @@ def callbacks(hp: dict, progress: ProgressFn | None, ckpt_dir: Path) -> list[Cal
     """Progress, a per-epoch `last.ckpt` (so a killed run resumes) and early stopping on val_wer."""
     out: list[Callback] = [
         ProgressCallback(progress),
-        ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1),
+        # At the end of every training epoch, not after validation: validation may run only after the last epoch
+        # (`recipe.validation_interval`), and Lightning then saves nothing until it does.
+        ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True),
     ]
     stop = recipe.early_stopping_config(hp)
     if stop:
