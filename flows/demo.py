@@ -42,6 +42,8 @@ class DemoProfile:
     replay_rows: int = 400
     #: Overrides of the config file's [hyperparameters] (the test's shorter fine-tune).
     hyperparameters: dict = field(default_factory=dict)
+    #: Further overrides from cycle 2 on (the test only needs cycle 2 to start from the champion and decide).
+    later_hyperparameters: dict = field(default_factory=dict)
     deploy: bool = True
     #: Leave tritonserver running after the demo (so the endpoint can be tried); tests stop it.
     keep_server: bool = True
@@ -132,13 +134,15 @@ def _toml_value(v) -> str:
     return json.dumps(v)
 
 
-def write_config(ws: Workspace, profile: DemoProfile, settings: dict) -> Path:
+def write_config(ws: Workspace, profile: DemoProfile, settings: dict, cycle: int = 1) -> Path:
     """The committed demo config plus this run's paths, as the TOML file every cycle of the demo reads."""
     data = tomllib.loads(profile.config.read_text())
     for dotted, value in settings.items():
         section, key = dotted.split(".")
         data.setdefault(section, {})[key] = value
     data.setdefault("hyperparameters", {}).update(profile.hyperparameters)
+    if cycle > 1:
+        data["hyperparameters"].update(profile.later_hyperparameters)
     lines = [f"workspace = {_toml_value(str(ws.root))}"]
     for section, values in data.items():
         lines += ["", f"[{section}]", *(f"{k} = {_toml_value(v)}" for k, v in values.items())]
@@ -182,6 +186,8 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     for n, terms in enumerate((profile.terms, profile.new_terms), 1):
         print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
         build_clinical(manifest, terms, profile, cfg)
+        if n > 1 and profile.later_hyperparameters:
+            cfg_path = write_config(ws, profile, settings, cycle=n)
         print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
         outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
         cycles.append(outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome))
