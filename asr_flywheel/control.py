@@ -46,6 +46,11 @@ class ControlCheck:
     def to_dict(self) -> dict:
         return {**asdict(self), "rise": self.rise, "regressed": self.regressed}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ControlCheck:
+        """Back from `to_dict` (decision.json); `rise` and `regressed` are recomputed, never trusted."""
+        return cls(data["wer_before"], data["wer_after"], data["n"], data["max_rise"])
+
 
 def control_check(before_metrics: dict, after_metrics: dict, cfg: DecisionConfig) -> ControlCheck:
     """The guard's inputs from the base's and the candidate's metrics.json over the same control manifest."""

@@ -13,7 +13,7 @@ Relative change = (after − before) / before.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from asr_flywheel.compare import ALL, CategoryDelta, Comparison, compare_samples
@@ -68,6 +68,17 @@ class DecisionResult:
     @property
     def paired(self) -> bool:
         return self.comparison == PAIRED
+
+    @property
+    def control_check(self) -> ControlCheck | None:
+        return ControlCheck.from_dict(self.control) if self.control else None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DecisionResult:
+        """Back from decision.json (`to_dict`); derived keys (`paired`) are recomputed, not read."""
+        names = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in data.items() if k in names}
+        return cls(**{**kept, "decision": Decision(data["decision"]), "targets": tuple(data["targets"])})
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -113,3 +113,32 @@ def aggregate(scores: RowScores) -> Aggregate:
         wer_corpus=float(scores.word_errors.sum() / scores.ref_words.sum()),
         cer_corpus=float(scores.char_errors.sum() / scores.ref_chars.sum()),
     )
+
+
+@dataclass(frozen=True)
+class NonTermWer:
+    """WER on the words around the term (the carrier words) of rows with a term."""
+
+    wer: float | None
+    words: int
+
+
+def non_term_wer(refs_norm: list[str], hyps_norm: list[str], terms_norm: list[str]) -> NonTermWer:
+    """Word errors outside the term, over the reference words outside the term (normalised inputs).
+
+    A general base should fail clinical rows on the terms only, so its carrier words must be mostly right. Words
+    are aligned by Levenshtein edit operations; an edit on a term word, or an insertion next to the term, is the
+    term's and is not counted. Rows whose term is not in the reference are skipped.
+    """
+    errors = words = 0
+    for ref, hyp, term in zip(refs_norm, hyps_norm, terms_norm, strict=True):
+        rw, tw = ref.split(), term.split()
+        start = next((i for i in range(len(rw)) if rw[i : i + len(tw)] == tw), None)
+        if start is None or not tw:
+            continue
+        span = set(range(start, start + len(tw)))
+        words += len(rw) - len(tw)
+        for op in Levenshtein.editops(rw, hyp.split()):
+            owner = {op.src_pos, op.src_pos - 1} if op.tag == "insert" else {op.src_pos}
+            errors += not owner & span
+    return NonTermWer(errors / words if words else None, words)

@@ -211,3 +211,38 @@ def write_split(
         "validation": fio.write_jsonl(out / VALIDATION_FILE, [rows[i] for i in result.validation]),
         "split": fio.write_json(out / "split.json", result.summary(cfg, manifest)),
     }
+
+
+@dataclass(frozen=True)
+class HeldoutSize:
+    """Whether a validation side is large enough for a decision to mean something (issue 9: one held-out row
+    was 12.5 points of drug KER): at least `MIN_PER_TERM` rows per term and `MIN_PRIORITY` priority rows."""
+
+    priority_rows: int
+    min_per_term: int
+    thin_terms: tuple[str, ...]
+
+    MIN_PER_TERM = 2
+    MIN_PRIORITY = 16
+
+    @property
+    def met(self) -> bool:
+        return not self.thin_terms and self.priority_rows >= self.MIN_PRIORITY
+
+    def sentence(self) -> str:
+        detail = f"; terms with 1 held-out row: {', '.join(self.thin_terms)}" if self.thin_terms else ""
+        return (
+            f"held-out size rule (>= {self.MIN_PER_TERM} rows per term, >= {self.MIN_PRIORITY} priority rows): "
+            f"{'met' if self.met else 'NOT met'}: {self.priority_rows} priority rows, "
+            f"min {self.min_per_term} row(s) per term{detail}"
+        )
+
+
+def heldout_size(terms: list[str | None], categories: list[str | None], priority: tuple[str, ...]) -> HeldoutSize:
+    """The size rule over the validation rows' `term` and `entity_category` columns."""
+    from collections import Counter
+
+    per_term = Counter(t for t in terms if t)
+    prio = sum(c in priority for c in categories)
+    thin = tuple(sorted(t for t, n in per_term.items() if n < HeldoutSize.MIN_PER_TERM))
+    return HeldoutSize(prio, min(per_term.values(), default=0), thin)

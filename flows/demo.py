@@ -23,6 +23,10 @@ from pathlib import Path
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
+from asr_flywheel.flows.demo_report import DemoSummary, cycle_report, print_cycle, print_numbers, print_where
+from asr_flywheel.flows.records import CycleOutcome
+from asr_flywheel.plugins.contracts import MadeBase, Server
+from asr_flywheel.plugins.manager import Plugins
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COMMITTED_BASE = EXAMPLES / "demo" / "base"
@@ -48,43 +52,35 @@ class DemoProfile:
     #: Leave tritonserver running after the demo (so the endpoint can be tried); tests stop it.
     keep_server: bool = True
     seed: int = 0
+    #: The base-model recipe plugin that made (or makes) the base.
+    base_recipe: str = "nemo-general-english"
 
 
 FULL = DemoProfile()
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoResult:
     workspace: Path
-    base_model: Path
-    base_record: dict
-    cycles: list[dict]
+    base: MadeBase
+    summary: DemoSummary
     config: Path
     endpoint: str | None = None
 
 
-def base_model(ws: Workspace, log=print) -> tuple[Path, dict]:
+def base_model(ws: Workspace, profile: DemoProfile, log=print) -> MadeBase:
     """The committed base when present (its record names the recipe that made it), else the recipe, cached."""
-    from asr_flywheel.backends.nemo.base_recipe import MODEL_FILE, RECORD_FILE, make_base_model
-
-    if (COMMITTED_BASE / MODEL_FILE).is_file() and (COMMITTED_BASE / RECORD_FILE).is_file():
-        return COMMITTED_BASE / MODEL_FILE, fio.read_json(COMMITTED_BASE / RECORD_FILE)
+    recipe = Plugins().base_recipe(profile.base_recipe)
+    committed = recipe.exported(COMMITTED_BASE)
+    if committed:
+        return committed
     log("no committed base model: running the base recipe once (about 25 minutes on 2 cores; cached afterwards)")
-    made = make_base_model(ws.root, log=log)
-    return made.model_path, made.record
-
-
-def general_manifests(ws: Workspace, record: dict, profile: DemoProfile) -> tuple[Path, Path]:
-    from asr_flywheel.backends.nemo.base_recipe import BaseRecipe, control_and_replay
-
-    recipe = BaseRecipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["recipe"].items()})
-    return control_and_replay(recipe, ws.root / "data" / "general", profile.replay_rows)
+    return recipe.make(ws.root, log=log)
 
 
 def build_clinical(manifest: Path, terms: Path, profile: DemoProfile, cfg: FlywheelConfig, log=print):
     """The manifest builder's Python API (what `flywheel build` runs); appending adds only new terms' rows."""
     from asr_flywheel.build import BuildOptions, run_build
-    from asr_flywheel.plugins.manager import Plugins
 
     options = BuildOptions(
         voices=profile.voices,
@@ -108,9 +104,6 @@ def _free_port() -> int:
 
 def _local_server():
     """The triton deployer's `Server` side (through its plugin, like `flywheel serve`): runs tritonserver here."""
-    from asr_flywheel.plugins.contracts import Server
-    from asr_flywheel.plugins.manager import Plugins
-
     plugin = Plugins().deployer("triton")
     if not isinstance(plugin, Server):
         raise TypeError("the triton deployer plugin cannot run a local server")
@@ -150,23 +143,27 @@ def write_config(ws: Workspace, profile: DemoProfile, settings: dict, cycle: int
 
 
 def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profile: DemoProfile = FULL) -> DemoResult:
-    """Both cycles; returns what they did (each cycle's outcome dict) and where everything is."""
+    """Both cycles; returns what they did (read back from their files) and where everything is."""
     from asr_flywheel.config import load_config
     from asr_flywheel.flows.cycle import flywheel_cycle
 
     ws = Workspace(workspace)
     print(f"workspace: {ws.root}")
-    base, record = base_model(ws)
+    base = base_model(ws, profile)
     print(
-        f"base model: {base} (recipe {record['recipe_hash']}, held-out general-English WER "
-        f"{record['heldout_general']['wer']:.3f})"
+        f"base model: {base.model_path} (recipe {base.recipe_hash}, "
+        f"held-out general-English WER {base.heldout_wer:.3f})"
     )
     print("synthesising the general-English control and replay rows (the base recipe's own sentences and voices)")
-    control, replay = general_manifests(ws, record, profile)
+    general = (
+        Plugins()
+        .base_recipe(profile.base_recipe)
+        .general_rows(base, ws.root / "data" / "general", replay_rows=profile.replay_rows)
+    )
     settings = {
-        "cycle.base_model": str(base),
-        "cycle.control_manifest": str(control),
-        "train.replay_manifest": str(replay),
+        "cycle.base_model": str(base.model_path),
+        "cycle.control_manifest": str(general.control),
+        "train.replay_manifest": str(general.replay),
     }
     endpoint = None
     if profile.deploy:
@@ -182,7 +179,7 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     cfg_path = write_config(ws, profile, settings)
     cfg = load_config(cfg_path)
     manifest = ws.root / "data" / "clinical" / "manifest.jsonl"
-    cycles = []
+    reports = []
     for n, terms in enumerate((profile.terms, profile.new_terms), 1):
         print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
         build_clinical(manifest, terms, profile, cfg)
@@ -190,154 +187,16 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
             cfg_path = write_config(ws, profile, settings, cycle=n)
         print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
         outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
-        cycles.append(outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome))
-        report_cycle(ws, cycles[-1], cfg.gate.priority)
-    result = DemoResult(ws.root, base, record, cycles, cfg_path, endpoint)
-    report_numbers(demo_summary(result))
+        reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
+        print_cycle(reports[-1])
+    summary = DemoSummary(base, tuple(reports))
+    print_numbers(summary)
     if profile.deploy and not profile.keep_server:
         _local_server().serve_stop(ws.root / "triton")
-    report_where(result, profile)
-    return result
+    print_where(ws, endpoint, profile.deploy and profile.keep_server, cfg_path)
+    return DemoResult(ws.root, base, summary, cfg_path, endpoint)
 
 
-def held_out_check(cycle_dir: Path, priority: tuple[str, ...]) -> str | None:
-    """The issue's size rule for a meaningful decision: >= 2 held-out rows per term and >= 16 priority rows."""
-    from collections import Counter
-
-    val = cycle_dir / "split" / "validation.jsonl"
-    if not val.is_file():
-        return None
-    rows = fio.read_jsonl(val)
-    per_term = Counter(r["term"] for r in rows if r.get("term"))
-    prio = sum(r.get("entity_category") in priority for r in rows)
-    thin = sorted(t for t, n in per_term.items() if n < 2)
-    verdict = "met" if not thin and prio >= 16 else "NOT met"
-    detail = f"; terms with 1 held-out row: {', '.join(thin)}" if thin else ""
-    return (
-        f"held-out size rule (>= 2 rows per term, >= 16 priority rows): {verdict}: {prio} priority rows, "
-        f"min {min(per_term.values(), default=0)} row(s) per term{detail}"
-    )
-
-
-def report_cycle(ws: Workspace, outcome: dict, priority: tuple[str, ...] = ("drug",)) -> None:
-    cycle_dir = ws.cycle(outcome["cycle"]).path
-    print("\n" + "=" * 100)
-    for name in ("baseline/leaderboard_cycle*.md", "gate.md", "after/leaderboard_cycle*.md", "decision.md"):
-        for p in sorted(cycle_dir.glob(name)):
-            text = p.read_text()
-            if "leaderboard" in p.name:  # headline and categories; the full board is in the file
-                text = text.split("## 3.")[0]
-            print(f"\n--- {p.relative_to(ws.root)} ---\n{text.rstrip()}")
-    check = held_out_check(cycle_dir, priority)
-    if check:
-        print(f"\n{check}")
-    print(
-        f"\ncycle {outcome['cycle']}: {outcome.get('status')} → {outcome.get('outcome')}"
-        f"{'  (deployed)' if outcome.get('deployed') else ''}"
-    )
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met on this run"
-
-
-def report_numbers(summary: dict) -> None:
-    """The headline numbers of both cycles, read back from the cycles' files, and the issue's targets for them
-    stated plainly (met or not): the demo reports, it never adjusts."""
-    print("\n" + "=" * 100 + "\nNumbers (from the cycles' gate.json, decision.json and per_sample.jsonl):")
-    print(f"  base model, held-out general-English WER: {summary['base_heldout_general']['wer']:.3f}")
-    for c in summary["cycles"]:
-        n, gate, d = c["cycle"], c.get("gate_json") or {}, c.get("decision_json")
-        wer, words = c.get("baseline_non_term_wer") or (None, 0)
-        if wer is not None:
-            target = f"; target for the base <= 0.3: {_verdict(wer <= 0.3)}" if n == 1 else ""
-            print(f"  cycle {n}: starting model's WER on clinical non-term words {wer:.3f} ({words} words){target}")
-        if gate:
-            pk = gate.get("priority_ker")
-            target = f"; target for the base >= 0.5: {_verdict(pk is not None and pk >= 0.5)}" if n == 1 else ""
-            print(f"  cycle {n}: gate {gate.get('outcome')}, priority KER {pk:.3f} (n={gate['priority_n']}){target}")
-        if d:
-            print(
-                f"  cycle {n}: held-out priority KER {d['ker_before']:.3f} → {d['ker_after']:.3f} "
-                f"(n={d['n_targeted']}, "
-                f"95% CI of the change {d.get('ci_low'):+.3f} to {d.get('ci_high'):+.3f}) → {d['decision']}"
-            )
-            unseen = (d.get("unseen") or {}).get("all")
-            if unseen:
-                before, after = unseen["ker_before"], unseen["ker_after"]
-                print(f"  cycle {n}: unseen-term KER {before:.3f} → {after:.3f} (n={unseen['n']})")
-            ctrl = d.get("control")
-            if ctrl:
-                print(
-                    f"  cycle {n}: control WER {ctrl['wer_before']:.3f} → {ctrl['wer_after']:.3f} "
-                    f"({ctrl['rise']:+.1%}, limit +{ctrl['max_rise']:.0%}, n={ctrl['n']})"
-                )
-            else:
-                print(f"  cycle {n}: control set: not evaluated")
-        served = " (deployed, served parity held)" if c.get("deployed") else ""
-        print(f"  cycle {n}: outcome {c.get('outcome')}{served}")
-
-
-def report_where(result: DemoResult, profile: DemoProfile) -> None:
-    ws = Workspace(result.workspace)
-    print("\n" + "=" * 100)
-    print("Where everything is:")
-    print(f"  leaderboards and decisions: {ws.root}/cycles/<n>/ (baseline/, after/, gate.md, decision.md)")
-    charts = sorted(ws.root.rglob("*.png"))
-    print(f"  chart: {charts[-1] if charts else '(none written)'}")
-    print(f"  model registry: {ws.registry_dir}")
-    if result.endpoint:
-        state = "still running (`flywheel serve stop` to stop it)" if profile.keep_server else "stopped"
-        print(f"  served endpoint: {result.endpoint} (tritonserver, {state})")
-    else:
-        print("  served endpoint: none (deploying was switched off for this run)")
-    print("  Prefect runs: `flywheel server up`, then the UI lists the flywheel-cycle runs with their artifacts")
-    print(f"  demo config: {result.config}")
-    print("\nThe models are tiny (a 1.6 M-parameter FastConformer-CTC trained on synthetic espeak-ng speech): they")
-    print("show the flywheel's behaviour, not clinical accuracy. Every number above was computed by the pipeline.")
-
-
-def non_term_wer(rows: list[dict]) -> tuple[float | None, int]:
-    """(word error rate on the words around the term, words counted) from per_sample rows.
-
-    The issue's test of a general base: its errors on clinical rows must sit on the terms, so the other words
-    must be mostly right. Words are aligned (Levenshtein edit operations); an edit on a term word, or an insertion
-    next to the term, is the term's and is not counted here.
-    """
-    from rapidfuzz.distance import Levenshtein
-
-    from asr_flywheel.normalize import normalize_many
-
-    rows = [r for r in rows if r.get("term")]
-    refs = normalize_many([r["ref"] for r in rows])
-    hyps = normalize_many([r["hyp"] for r in rows])
-    terms = normalize_many([r["term"] for r in rows])
-    errors = words = 0
-    for ref, hyp, term in zip(refs, hyps, terms, strict=True):
-        rw, tw = ref.split(), term.split()
-        start = next((i for i in range(len(rw)) if rw[i : i + len(tw)] == tw), None)
-        if start is None:
-            continue
-        span = set(range(start, start + len(tw)))
-        words += len(rw) - len(tw)
-        for op in Levenshtein.editops(rw, hyp.split()):
-            owner = {op.src_pos, op.src_pos - 1} if op.tag == "insert" else {op.src_pos}
-            errors += not owner & span
-    return (errors / words if words else None), words
-
-
-def demo_summary(result: DemoResult) -> dict:
-    """The numbers a test or a report quotes, read from the cycles' own files."""
-    ws = Workspace(result.workspace)
-    out = {"base_heldout_general": result.base_record["heldout_general"], "cycles": []}
-    for c in result.cycles:
-        d = ws.cycle(c["cycle"]).path
-        entry = {**c, "record": fio.read_json(d / "cycle.json") if (d / "cycle.json").is_file() else {}}
-        if (d / "decision.json").is_file():
-            entry["decision_json"] = fio.read_json(d / "decision.json")
-        if (d / "gate.json").is_file():
-            entry["gate_json"] = fio.read_json(d / "gate.json")
-        if (d / "baseline" / "per_sample.jsonl").is_file():
-            entry["baseline_non_term_wer"] = non_term_wer(fio.read_jsonl(d / "baseline" / "per_sample.jsonl"))
-        out["cycles"].append(entry)
-    return out
+def _outcome(outcome) -> CycleOutcome:
+    """The flow's return value as the typed record (a Prefect state's result may come back as a dict)."""
+    return outcome if isinstance(outcome, CycleOutcome) else CycleOutcome(**dict(outcome))

@@ -10,11 +10,14 @@ Installed as `asr_flywheel.plugins`. A plugin author imports everything from her
 from asr_flywheel._markers import hookimpl
 from asr_flywheel.plugins.contracts import (
     BaseModel,
+    BaseModelRecipe,
     Decoder,
     Deployer,
     DeployRecord,
+    GeneralRows,
     LoadedModel,
     LocalServer,
+    MadeBase,
     ServedVersions,
     Server,
     SftViability,
@@ -27,11 +30,14 @@ from asr_flywheel.plugins.contracts import (
 
 __all__ = [
     "BaseModel",
+    "BaseModelRecipe",
     "Decoder",
     "DeployRecord",
     "Deployer",
+    "GeneralRows",
     "LoadedModel",
     "LocalServer",
+    "MadeBase",
     "ServedVersions",
     "Server",
     "SftViability",

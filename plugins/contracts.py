@@ -227,3 +227,58 @@ class Synthesizer(Protocol):
         sample_rate: int = 16000,
         pronunciations: Sequence = (),
     ) -> Path: ...
+
+
+@dataclass(frozen=True)
+class MadeBase:
+    """A base model made from scratch by a `BaseModelRecipe`, and the record of how it was made.
+
+    `record` is the recipe record as written next to the model (corpus hash, seed, steps, versions, held-out
+    WER); the typed fields are the parts the flows read.
+    """
+
+    model_path: Path
+    record_path: Path
+    recipe: str
+    recipe_hash: str
+    #: Word error rate on the recipe's held-out general-English rows (never trained on).
+    heldout_wer: float
+    record: dict = field(default_factory=dict, repr=False)
+    #: True when a model of the same recipe hash was already there (nothing was made now).
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class GeneralRows:
+    """General-English rows from a base recipe's own corpus, for fine-tuning from that base."""
+
+    #: The recipe's held-out rows (never trained on): the control set of the forgetting guard.
+    control: Path
+    #: Some of the base's own training rows: what replay mixes into fine-tuning (never the control rows).
+    replay: Path
+
+
+@runtime_checkable
+class BaseModelRecipe(Protocol):
+    """Makes a base model from scratch where no model hub is reachable: corpus, tokenizer, pretraining, and the
+    held-out WER, all recorded. Same recipe and overrides ⇒ same model; `make` caches by recipe hash.
+
+    `overrides` change named recipe settings (e.g. `seed`, `max_steps`, `n_train`); `check_overrides` raises
+    an `InputError` naming every bad key or value, without compute, so entry points reject bad input first.
+    """
+
+    name: str
+
+    def check_overrides(self, overrides: dict) -> None: ...
+
+    def make(self, workspace: Path, *, overrides: dict | None = None, workers: int = 2, log=print) -> MadeBase: ...
+
+    def export(self, made: MadeBase, directory: Path) -> MadeBase:
+        """Copy the model and its record into `directory` (what `exported` reads back)."""
+        ...
+
+    def exported(self, directory: Path) -> MadeBase | None:
+        """The model `export` wrote into `directory`, with its record; None when there is none."""
+        ...
+
+    def general_rows(self, made: MadeBase, root: Path, *, replay_rows: int, workers: int = 2) -> GeneralRows: ...

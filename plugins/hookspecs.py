@@ -51,3 +51,9 @@ def register_deployers():
 @hookspec
 def register_synthesizers():
     """Return a list of `Synthesizer` objects (text-to-speech used to grow manifests)."""
+
+
+@hookspec
+def register_base_recipes():
+    """Return a list of `BaseModelRecipe` objects: recipes that make a base model from scratch (corpus,
+    tokenizer, pretraining), used by `flywheel base-model` and the demo when no model hub is reachable."""

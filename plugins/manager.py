@@ -20,7 +20,14 @@ import pluggy
 from asr_flywheel._markers import ENTRY_POINT_GROUP, PROJECT_NAME
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.plugins import hookspecs
-from asr_flywheel.plugins.contracts import BaseModel, Deployer, Synthesizer, Trainer, Transcriber
+from asr_flywheel.plugins.contracts import (
+    BaseModel,
+    BaseModelRecipe,
+    Deployer,
+    Synthesizer,
+    Trainer,
+    Transcriber,
+)
 
 
 class PluginError(FlywheelError):
@@ -140,6 +147,9 @@ class Plugins:
     def synthesizers(self) -> dict[str, Synthesizer]:
         return {n: s for n, (s, _) in self._collect("register_synthesizers", Synthesizer).items()}
 
+    def base_recipes(self) -> dict[str, BaseModelRecipe]:
+        return {n: r for n, (r, _) in self._collect("register_base_recipes", BaseModelRecipe).items()}
+
     def _pick(self, kind: str, registry: dict, name: str):
         if name not in registry:
             known = ", ".join(sorted(registry)) or "none installed"
@@ -154,6 +164,9 @@ class Plugins:
 
     def synthesizer(self, name: str) -> Synthesizer:
         return self._pick("synthesizer", self.synthesizers(), name)
+
+    def base_recipe(self, name: str) -> BaseModelRecipe:
+        return self._pick("base-model recipe", self.base_recipes(), name)
 
     def transcriber_for(self, model_ref: str, backend: str | None = None) -> Transcriber:
         """The transcriber for a model: the catalogue entry's backend, an explicit one, or whichever claims it."""

@@ -19,3 +19,10 @@ def register_transcribers():
     from asr_flywheel.backends.nemo.transcriber import NemoTranscriber
 
     return [NemoTranscriber()]
+
+
+@hookimpl
+def register_base_recipes():
+    from asr_flywheel.backends.nemo.base_recipe import GeneralEnglishBase
+
+    return [GeneralEnglishBase()]

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +27,11 @@ from asr_flywheel import general_english as ge
 from asr_flywheel import io as fio
 from asr_flywheel.errors import InputError
 from asr_flywheel.normalize import normalize_many
+from asr_flywheel.plugins.contracts import GeneralRows, MadeBase
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 MODEL_FILE = "base.nemo"
 RECORD_FILE = "base_recipe.json"
-#: Every character a clinical manifest's written text may contain, so no term or sentence is untokenisable.
-TOKENIZER_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "-'."
 TRAINING_TEXT = (
     "written form, like the clinical manifests: first letter capitalised, full stop (general_english.written); "
     "metrics normalise both sides (asr_flywheel.normalize), so case and the stop never count as errors"
@@ -101,14 +99,6 @@ def _corpus_settings() -> dict:
     return {"voices": list(bc.VOICES), "speeds": list(bc.SPEEDS_WPM), "noise": [list(n) for n in bc.NOISE]}
 
 
-@dataclass(frozen=True)
-class BaseModelResult:
-    model_path: Path
-    record_path: Path
-    record: dict
-    cached: bool
-
-
 def excluded_terms(recipe: BaseRecipe) -> list[str]:
     import csv
 
@@ -150,41 +140,7 @@ def control_and_replay(recipe: BaseRecipe, root: Path, replay_rows: int, workers
     return control, bc.synthesise(plans, root, "replay.jsonl", workers)
 
 
-def build_initial_model(recipe: BaseRecipe, train_texts: list[str], out: Path) -> Path:
-    """Randomly initialised (seeded) FastConformer-CTC with a tokenizer over the corpus and the alphabet."""
-    import torch
-    from omegaconf import OmegaConf
-
-    from asr_flywheel.backends.nemo._runtime import quiet_nemo
-    from asr_flywheel.backends.nemo.tiny import fastconformer_config, train_tokenizer
-
-    quiet_nemo()
-    from nemo.collections.asr.models import EncDecCTCModelBPE
-
-    tok = train_tokenizer([*train_texts, " ".join(TOKENIZER_ALPHABET)], out.parent / "tokenizer", recipe.vocab_size)
-    cfg = fastconformer_config("ctc", tok, d_model=recipe.d_model, n_layers=recipe.n_layers, n_heads=recipe.n_heads)
-    cfg["encoder"]["subsampling_factor"] = recipe.subsampling_factor
-    torch.manual_seed(recipe.seed)
-    model = EncDecCTCModelBPE(cfg=OmegaConf.create(cfg), trainer=None)
-    model.save_to(str(out))
-    return out
-
-
-def heldout_wer(model_path: Path, manifest: Path) -> dict:
-    """Greedy transcripts of the held-out rows, scored with the project's metrics (same normalisation)."""
-    from asr_flywheel.backends.nemo.transcriber import NemoTranscriber
-    from asr_flywheel.metrics import aggregate, score_rows
-
-    rows = fio.read_jsonl(manifest)
-    audio = [str(manifest.parent / r["audio_filepath"]) for r in rows]
-    hyps = NemoTranscriber().load(str(model_path)).transcribe(audio)
-    agg = aggregate(score_rows(normalize_many([r["text"] for r in rows]), normalize_many(hyps), [None] * len(rows)))
-    return {"rows": agg.n, "wer": round(agg.wer, 4), "wer_corpus": round(agg.wer_corpus, 4), "cer": round(agg.cer, 4)}
-
-
-def make_base_model(
-    workspace: Path, recipe: BaseRecipe | None = None, *, workers: int = 2, log=print
-) -> BaseModelResult:
+def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, workers: int = 2, log=print) -> MadeBase:
     """Run the recipe, or return the cached model when this recipe hash was already made in `workspace`."""
     from asr_flywheel.backends.nemo import base_corpus as bc
 
@@ -192,8 +148,10 @@ def make_base_model(
     digest = recipe.recipe_hash()
     home = Path(workspace) / "models" / "general-base" / digest
     if (home / MODEL_FILE).is_file() and (home / RECORD_FILE).is_file():
-        return BaseModelResult(home / MODEL_FILE, home / RECORD_FILE, fio.read_json(home / RECORD_FILE), True)
+        return _made(home, cached=True)
     import torch
+
+    from asr_flywheel.backends.nemo.base_pretrain import TOKENIZER_ALPHABET, build_initial_model, heldout_wer, pretrain
 
     torch.set_num_threads(recipe.threads)
     t0 = time.perf_counter()
@@ -204,7 +162,7 @@ def make_base_model(
     work = home.with_name(f".{digest}.work")
     work.mkdir(parents=True, exist_ok=True)
     init = build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
-    result = _train(recipe, init, manifests, work, log)
+    result = pretrain(recipe, init, manifests, work, log)
     train_s = time.perf_counter() - t0 - synth_s
     log("scoring held-out general-English rows")
     wer = heldout_wer(result.model_path, manifests["heldout"])
@@ -232,34 +190,62 @@ def make_base_model(
     if home.exists():
         shutil.rmtree(home)
     work.rename(home)
-    return BaseModelResult(home / MODEL_FILE, home / RECORD_FILE, record, False)
+    return _made(home, cached=False)
 
 
-def _train(recipe: BaseRecipe, init: Path, manifests: dict[str, Path], work: Path, log):
-    from asr_flywheel.backends.nemo import base_corpus as bc
-    from asr_flywheel.backends.nemo.trainer import NemoTrainer
-    from asr_flywheel.plugins.contracts import TrainRequest
-
-    train = bc.absolute_copy(manifests["train"], work / "train.jsonl")
-    val = bc.absolute_copy(manifests["validation"], work / "validation.jsonl")
-    last = [0.0]
-
-    def progress(step: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 60:
-            last[0] = time.perf_counter()
-            log(f"  pretraining step {step}/{recipe.max_steps}")
-
-    log(f"pretraining {recipe.max_steps} steps (batch {recipe.batch_size}) with the project's NeMo trainer")
-    trainer = NemoTrainer()
-    fields = {"base_model": trainer.describe(str(init))} if "base_model" in TrainRequest.__dataclass_fields__ else {}
-    req = TrainRequest(
-        **fields,
-        base=str(init),
-        train_manifest=train,
-        validation_manifest=val,
-        out_dir=work / "train",
-        hyperparameters=recipe.hyperparameters(),
-        accelerator="cpu",
-        progress=progress,
+def _made(directory: Path, *, cached: bool) -> MadeBase:
+    record = fio.read_json(directory / RECORD_FILE)
+    return MadeBase(
+        model_path=directory / MODEL_FILE,
+        record_path=directory / RECORD_FILE,
+        recipe=GeneralEnglishBase.name,
+        recipe_hash=record["recipe_hash"],
+        heldout_wer=record["heldout_general"]["wer"],
+        record=record,
+        cached=cached,
     )
-    return trainer.train(req)
+
+
+def recipe_of(made: MadeBase) -> BaseRecipe:
+    """The settings a made base was made with, back from its record."""
+    fields = {f.name for f in dataclasses.fields(BaseRecipe)}
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in made.record["recipe"].items() if k in fields}
+    return BaseRecipe(**saved)
+
+
+class GeneralEnglishBase:
+    """The `BaseModelRecipe` plugin for this recipe (`flywheel base-model`, the demo's base)."""
+
+    name = "nemo-general-english"
+
+    def check_overrides(self, overrides: dict) -> None:
+        known = {f.name: f for f in dataclasses.fields(BaseRecipe) if f.type in ("int", "float")}
+        bad = [f"unknown setting {k!r} (known: {', '.join(sorted(known))})" for k in overrides if k not in known]
+        bad += [
+            f"{k} must be a positive number, got {v!r}"
+            for k, v in overrides.items()
+            if k in known and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0)
+        ]
+        if bad:
+            raise InputError(f"base recipe {self.name!r}: " + "; ".join(bad))
+
+    def make(self, workspace: Path, *, overrides: dict | None = None, workers: int = 2, log=print) -> MadeBase:
+        self.check_overrides(overrides or {})
+        return make_base_model(
+            workspace, dataclasses.replace(BaseRecipe(), **(overrides or {})), workers=workers, log=log
+        )
+
+    def export(self, made: MadeBase, directory: Path) -> MadeBase:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(made.model_path, directory / MODEL_FILE)
+        shutil.copyfile(made.record_path, directory / RECORD_FILE)
+        return _made(directory, cached=True)
+
+    def exported(self, directory: Path) -> MadeBase | None:
+        if (directory / MODEL_FILE).is_file() and (directory / RECORD_FILE).is_file():
+            return _made(directory, cached=True)
+        return None
+
+    def general_rows(self, made: MadeBase, root: Path, *, replay_rows: int, workers: int = 2) -> GeneralRows:
+        control, replay = control_and_replay(recipe_of(made), root, replay_rows, workers)
+        return GeneralRows(control=control, replay=replay)

@@ -203,3 +203,17 @@ def test_decide_files_refuses_an_after_scored_on_training_rows_unless_allowed(tm
     r = decide_files(b, a, FlywheelConfig(), allow_training_rows=True)
     assert r.includes_training_rows and r.notes[0].startswith("WARNING")
     assert "WARNING: the after numbers include training rows" in render_decision(r)
+
+
+def test_a_decision_read_back_from_its_json_is_the_same_decision_and_recomputes_the_guard():
+    import json
+
+    from asr_flywheel.control import ControlCheck
+    from asr_flywheel.decision import DecisionResult
+
+    r = run(50, 10, control=ControlCheck(wer_before=0.20, wer_after=0.2201, n=50, max_rise=0.10))
+    data = json.loads(json.dumps(r.to_dict()))
+    back = DecisionResult.from_dict(data)
+    assert back == r and back.decision is Decision.REGRESSED and back.targets == ("drug",)
+    data["control"]["regressed"] = False  # a derived key is never trusted
+    assert DecisionResult.from_dict(data).control_check.regressed

@@ -142,3 +142,16 @@ def test_every_contiguous_run_of_the_hypothesis_is_found(ws):
     terms = [t for t, _ in pairs]
     s = score_rows(terms, [h for _, h in pairs], terms)
     assert not np.any(s.ker)
+
+
+def test_non_term_wer_counts_only_errors_on_the_carrier_words():
+    from asr_flywheel.metrics import non_term_wer
+
+    refs = ["give the patient cefazolin now", "start piperacillin tazobactam today", "no term here"]
+    hyps = ["give a patient sefazolin now", "start pipera tazo bactam today please", "no term here"]
+    terms = ["cefazolin", "piperacillin tazobactam", "absent"]
+    r = non_term_wer(refs, hyps, terms)
+    # row 1: "the"→"a" is a carrier error, the term's own miss is not; row 2: insertions inside/next to the term
+    # are the term's, "please" after "today" is a carrier insertion; row 3 has no term in its reference.
+    assert r.words == 4 + 2 and r.wer == pytest.approx(2 / 6)
+    assert non_term_wer([], [], []).wer is None

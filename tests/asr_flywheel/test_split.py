@@ -163,3 +163,16 @@ def test_min_heldout_per_term_zero_is_the_category_only_split(tmp_path):
 def test_negative_min_heldout_per_term_is_refused(tmp_path):
     with pytest.raises(InputError, match="min_heldout_per_term must be >= 0"):
         split_manifest(terms_manifest({"a": 6}, tmp_path), SplitConfig(min_heldout_per_term=-1), ("drug",))
+
+
+def test_heldout_size_rule_names_terms_with_a_single_heldout_row():
+    from asr_flywheel.split import heldout_size
+
+    terms = ["a", "a", "b", "b", "c", None]
+    cats = ["drug"] * 5 + ["anatomy"]
+    size = heldout_size(terms, cats, ("drug",))
+    assert (size.priority_rows, size.min_per_term, size.thin_terms) == (5, 1, ("c",))
+    assert not size.met and "NOT met" in size.sentence() and "c" in size.sentence()
+    many = heldout_size([f"t{i // 2}" for i in range(16)], ["drug"] * 16, ("drug",))
+    assert many.met and many.min_per_term == 2
+    assert not heldout_size([f"t{i // 2}" for i in range(14)], ["drug"] * 14, ("drug",)).met  # 14 < 16 priority

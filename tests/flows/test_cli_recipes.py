@@ -18,3 +18,16 @@ def test_base_model_refuses_an_unwritable_workspace_before_synthesis(tmp_path, c
     err = capsys.readouterr().err
     assert "--workspace" in err and "Traceback" not in err
     assert not (tmp_path / "file").is_dir()
+
+
+def test_base_model_refuses_an_unknown_recipe_naming_the_installed_ones(tmp_path, capsys):
+    assert main(["base-model", "--workspace", str(tmp_path), "--recipe", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "nemo-general-english" in err and "Traceback" not in err
+
+
+def test_base_model_refuses_an_export_path_that_is_a_file_before_synthesis(tmp_path, capsys):
+    target = tmp_path / "export"
+    target.write_text("a file")
+    assert main(["base-model", "--workspace", str(tmp_path / "ws"), "--export", str(target)]) == 2
+    assert "--export" in capsys.readouterr().err and not (tmp_path / "ws" / "data").exists()

@@ -5,7 +5,6 @@ Reads the installed package's source with `ast`: no module is imported, so nothi
 from __future__ import annotations
 
 import ast
-import warnings
 from pathlib import Path
 
 import asr_flywheel.flows
@@ -14,10 +13,6 @@ from asr_flywheel.backends.triton.plugin import TritonDeployer
 from asr_flywheel.plugins.contracts import Deployer, Server
 
 FORBIDDEN = ("asr_flywheel.backends", "backends")
-# Known exceptions, owned by the demo work and not yet moved behind a plugin: the NeMo base recipe (demo.py's
-# tritonserver now goes through the triton deployer's `Server` methods). They are reported as a warning on every
-# run; remove an entry once its file is clean.
-KNOWN_EXCEPTIONS = {"demo.py", "cli/recipes.py"}
 
 
 def backend_imports(path: Path) -> list[str]:
@@ -45,11 +40,7 @@ def flows_imports() -> dict[str, list[str]]:
 
 
 def test_flows_never_import_a_backend_module():
-    found = flows_imports()
-    known = {k: v for k, v in found.items() if k in KNOWN_EXCEPTIONS}
-    if known:
-        warnings.warn(f"flows/ files still importing backends (known exceptions): {known}", stacklevel=1)
-    assert {k: v for k, v in found.items() if k not in KNOWN_EXCEPTIONS} == {}
+    assert flows_imports() == {}
 
 
 def test_the_scan_sees_every_import_form(tmp_path):

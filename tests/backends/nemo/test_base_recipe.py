@@ -14,7 +14,9 @@ import pytest
 from asr_flywheel import general_english as ge
 from asr_flywheel.backends.nemo import base_corpus as bc
 from asr_flywheel.backends.nemo.base_recipe import (
+    REPO_EXAMPLES,
     BaseRecipe,
+    GeneralEnglishBase,
     check_no_terms,
     excluded_terms,
     make_base_model,
@@ -22,7 +24,40 @@ from asr_flywheel.backends.nemo.base_recipe import (
 from asr_flywheel.errors import InputError
 from asr_flywheel.normalize import normalize_many
 
-TINY = BaseRecipe(n_train=24, n_validation=4, n_heldout=6, d_model=32, n_layers=1, n_heads=2, max_steps=3, batch_size=4)
+TINY_SETTINGS = {
+    "n_train": 24, "n_validation": 4, "n_heldout": 6, "d_model": 32, "n_layers": 1, "n_heads": 2, "max_steps": 3,
+    "batch_size": 4,
+}  # fmt: skip
+TINY = BaseRecipe(**TINY_SETTINGS)
+COMMITTED = REPO_EXAMPLES / "demo" / "base"
+
+
+def test_the_recipe_is_a_plugin_found_by_name():
+    from asr_flywheel.plugins import BaseModelRecipe
+    from asr_flywheel.plugins.manager import Plugins
+
+    recipe = Plugins().base_recipe("nemo-general-english")
+    assert isinstance(recipe, BaseModelRecipe) and isinstance(recipe, GeneralEnglishBase)
+    with pytest.raises(InputError, match="nemo-general-english"):
+        Plugins().base_recipe("no-such-recipe")
+
+
+def test_bad_overrides_are_all_named_before_any_compute():
+    with pytest.raises(InputError) as err:
+        GeneralEnglishBase().check_overrides({"max_steps": 0, "colour": 3, "lr": -1.0, "seed": True})
+    text = str(err.value)
+    assert all(s in text for s in ("max_steps", "'colour'", "lr", "seed"))
+    GeneralEnglishBase().check_overrides(TINY_SETTINGS)  # all known and positive
+
+
+def test_the_committed_base_reads_back_with_its_record_and_exports_unchanged(tmp_path):
+    recipe = GeneralEnglishBase()
+    made = recipe.exported(COMMITTED)
+    assert made is not None and made.recipe == recipe.name
+    assert made.heldout_wer == made.record["heldout_general"]["wer"] and made.recipe_hash == made.record["recipe_hash"]
+    copy = recipe.export(made, tmp_path / "out")
+    assert copy.model_path.read_bytes() == made.model_path.read_bytes() and copy.record == made.record
+    assert recipe.exported(tmp_path / "empty") is None
 
 
 def test_default_corpus_contains_no_word_of_any_clinical_or_demo_term():
@@ -88,7 +123,8 @@ def _weights(nemo_path):
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    return make_base_model(tmp_path_factory.mktemp("ws-a"), TINY, log=lambda *_: None)
+    # through the plugin, as `flywheel base-model` and the demo call it
+    return GeneralEnglishBase().make(tmp_path_factory.mktemp("ws-a"), overrides=TINY_SETTINGS, log=lambda *_: None)
 
 
 @pytest.mark.slow
