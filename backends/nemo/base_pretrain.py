@@ -13,6 +13,7 @@ from asr_flywheel.normalize import normalize_many
 
 if TYPE_CHECKING:
     from asr_flywheel.backends.nemo.base_recipe import BaseRecipe
+    from asr_flywheel.plugins.contracts import TrainResult
 
 #: Every character a clinical manifest's written text may contain, so no term or sentence is untokenisable.
 TOKENIZER_ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "-'."
@@ -78,3 +79,20 @@ def pretrain(recipe: BaseRecipe, init: Path, manifests: dict[str, Path], work: P
         progress=progress,
     )
     return trainer.train(req)
+
+
+def finished_pretraining(recipe: BaseRecipe, work: Path) -> TrainResult | None:
+    """The pretraining that already finished in this work directory, if the recipe stopped after it (a crash while
+    scoring, a signal). The directory is named by the recipe hash and every step is seeded, so the model there is
+    this recipe's model; reusing it saves the whole pretraining. The trainer writes the model atomically, then its
+    run info, so a run info next to the model means both are complete."""
+    from asr_flywheel.plugins.contracts import TrainResult
+
+    model, info_path = work / "train" / "adapted_model.nemo", work / "train" / "training_run_info.json"
+    if not (model.is_file() and info_path.is_file()):
+        return None
+    info = fio.read_json(info_path)
+    hp = info.get("hyperparameters") or {}
+    if info.get("global_steps") != recipe.max_steps or hp.get("seed") != recipe.seed:
+        return None
+    return TrainResult(model_path=model, run_info_path=info_path, run_info=info)

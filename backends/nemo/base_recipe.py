@@ -50,7 +50,7 @@ class BaseRecipe:
     n_layers: int = 3
     n_heads: int = 4
     subsampling_factor: int = 4
-    max_steps: int = 500
+    max_steps: int = 1600
     batch_size: int = 16
     lr: float = 2.5e-3
     warmup_steps: int = 30
@@ -151,7 +151,7 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         return _made(home, cached=True)
     import torch
 
-    from asr_flywheel.backends.nemo.base_pretrain import TOKENIZER_ALPHABET, build_initial_model, heldout_wer, pretrain
+    from asr_flywheel.backends.nemo import base_pretrain as bp
 
     torch.set_num_threads(recipe.threads)
     t0 = time.perf_counter()
@@ -161,11 +161,17 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
     synth_s = time.perf_counter() - t0
     work = home.with_name(f".{digest}.work")
     work.mkdir(parents=True, exist_ok=True)
-    init = build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
-    result = pretrain(recipe, init, manifests, work, log)
-    train_s = time.perf_counter() - t0 - synth_s
+    result = bp.finished_pretraining(recipe, work)
+    reused = result is not None
+    if result:
+        log(f"pretraining already finished in {work} (the recipe stopped after it): reusing it")
+        train_s = result.run_info["timings"]["fit_s"]
+    else:
+        init = bp.build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
+        result = bp.pretrain(recipe, init, manifests, work, log)
+        train_s = time.perf_counter() - t0 - synth_s
     log("scoring held-out general-English rows")
-    wer = heldout_wer(result.model_path, manifests["heldout"])
+    wer = bp.heldout_wer(result.model_path, manifests["heldout"])
     record = {
         "recipe": dataclasses.asdict(recipe),
         "recipe_hash": digest,
@@ -174,13 +180,15 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         "tokenizer": {
             "type": "sentencepiece unigram",
             "vocab_size": recipe.vocab_size,
-            "forced_alphabet": TOKENIZER_ALPHABET,
+            "forced_alphabet": bp.TOKENIZER_ALPHABET,
         },
         "corpus_hash": bc.corpus_hash([manifests[s] for s in ("train", "validation", "heldout")]),
         "corpus": {**_corpus_settings(), "rows": {s: len(fio.read_jsonl(m)) for s, m in manifests.items()}},
         "excluded_terms_from": list(recipe.exclude_terms),
         "heldout_general": wer,
         "timings_s": {"synthesis": round(synth_s, 1), "training": round(train_s, 1)},
+        #: True when a finished pretraining in the work directory was reused (the training time is that run's).
+        "pretraining_reused": reused,
         "training_run_info": result.run_info,
     }
     run_info = {**result.run_info, "base_recipe": {k: v for k, v in record.items() if k != "training_run_info"}}

@@ -147,3 +147,20 @@ def test_same_recipe_is_a_cache_hit_and_the_same_seed_gives_the_same_weights(tin
     assert fresh.record["corpus_hash"] == tiny_base.record["corpus_hash"]
     a, b = _weights(tiny_base.model_path), _weights(fresh.model_path)
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+@pytest.mark.slow
+def test_a_recipe_stopped_after_pretraining_reuses_the_finished_run_instead_of_training_again(
+    tiny_base, tmp_path_factory
+):
+    import shutil
+
+    ws = tmp_path_factory.mktemp("ws-stopped")
+    work = ws / "models" / "general-base" / f".{TINY.recipe_hash()}.work"
+    shutil.copytree(tiny_base.model_path.parent / "train", work / "train")  # what a crash while scoring leaves
+    resumed = GeneralEnglishBase().make(ws, overrides=TINY_SETTINGS, log=lambda *_: None)
+    assert resumed.record["pretraining_reused"] and not tiny_base.record["pretraining_reused"]
+    assert resumed.record["heldout_general"] == tiny_base.record["heldout_general"]
+    a, b = _weights(tiny_base.model_path), _weights(resumed.model_path)
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert not work.exists()  # published under the recipe hash, like a fresh run
