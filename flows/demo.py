@@ -42,8 +42,9 @@ class DemoProfile:
     voices: tuple[str, ...] = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029", "en-us+m3")
     noise: tuple[str, ...] = ("clean", "snr_20db", "snr_15db")
     rows_per_term: int = 12
-    #: General-English rows synthesised for replay (the trainer samples what it needs from them).
-    replay_rows: int = 400
+    #: General-English rows synthesised for replay (the trainer samples what it needs from them): enough for
+    #: the config's replay share in cycle 2 too (288 clinical training rows at 75 % need 864).
+    replay_rows: int = 900
     #: Overrides of the config file's [hyperparameters] (the test's shorter fine-tune).
     hyperparameters: dict = field(default_factory=dict)
     #: Further overrides from cycle 2 on (the test only needs cycle 2 to start from the champion and decide).
@@ -154,7 +155,7 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
         f"base model: {base.model_path} (recipe {base.recipe_hash}, "
         f"held-out general-English WER {base.heldout_wer:.3f})"
     )
-    print("synthesising the general-English control and replay rows (the base recipe's own sentences and voices)")
+    print("synthesising the general-English control and replay rows (the base recipe's grammar, voices and noise)")
     general = (
         Plugins()
         .base_recipe(profile.base_recipe)

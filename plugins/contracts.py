@@ -254,7 +254,7 @@ class GeneralRows:
 
     #: The recipe's held-out rows (never trained on): the control set of the forgetting guard.
     control: Path
-    #: Some of the base's own training rows: what replay mixes into fine-tuning (never the control rows).
+    #: General rows for replay (mixed into fine-tuning against forgetting; never the control rows).
     replay: Path
 
 

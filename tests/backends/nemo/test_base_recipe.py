@@ -92,6 +92,16 @@ def test_splits_are_disjoint_and_deterministic_for_a_seed():
     assert ge.SOURCE in BaseRecipe().text_source
 
 
+def test_replay_sentences_are_fresh_general_english_disjoint_from_every_split_and_leave_the_recipe_unchanged():
+    recipe = BaseRecipe()
+    before = recipe.texts(), recipe.recipe_hash()
+    replay = recipe.replay_texts(300)
+    assert len(set(replay)) == 300 and not set(replay) & {s for v in before[0].values() for s in v}
+    assert replay[:100] == recipe.replay_texts(100)  # more replay rows extend, never reshuffle
+    assert (recipe.texts(), recipe.recipe_hash()) == before
+    check_no_terms(recipe, {"replay": replay})
+
+
 def test_clip_plans_use_several_voices_speeds_and_noise_levels():
     plans = bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234)
     assert len({p.voice for p in plans}) >= 8 and len({p.speed_wpm for p in plans}) >= 5
