@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -61,3 +62,7 @@ def prefect_env_defaults() -> None:
     """Settings Prefect reads at import time: offline-friendly and patient with a cold ephemeral server."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Stopping Prefect's temporary server cancels its SQLite connections mid-rollback, and SQLAlchemy's pool logs
+    # that as an ERROR with a traceback after the command has finished (PrefectHQ/prefect#16504). Only the pool's
+    # connection reset/close logging is silenced; a real database error still raises in the API call it breaks.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
