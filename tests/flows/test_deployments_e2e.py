@@ -17,6 +17,9 @@ from helpers import write_manifest, write_tiny_cycle_config
 
 ARTIFACT_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 HEARTBEAT = "Worker channel heartbeat persistence failed"
+#: The docket background task a worker poll schedules; its failure line reads
+#: "docket.dependencies - ↩ [ 60143ms] mark_work_queues_ready(polled_work_queue_ids=..., ...)".
+BACKGROUND_POLL_BOOKKEEPING = "] mark_work_queues_ready("
 BROWSER_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -180,15 +183,17 @@ def test_a_forced_publication_starts_a_new_run_and_a_new_cycle(e2e, prefect_clie
     assert forced[0].name == f"cycle-{small_claim[0]['cycle']}"
 
 
-def test_the_server_log_has_no_database_lock_errors_but_worker_heartbeats(e2e, prefect_server):
+def test_no_api_call_fails_on_a_database_lock(e2e, prefect_server):
     """The server runs with a 60 s SQLite connect timeout (`PREFECT_SERVER_DATABASE_TIMEOUT`; WAL and a 60 s busy
-    timeout are Prefect's own), so no API call fails on a lock. What remains is Prefect 3.8's worker-heartbeat
-    upsert in a DEFERRED transaction, which SQLite refuses at once (SQLITE_BUSY_SNAPSHOT: no timeout applies) when
-    another write lands in between; the next heartbeat repeats it. No settings reach that; PostgreSQL has none."""
+    timeout are Prefect's own), so no API call fails on a lock. What may remain is Prefect 3.8's worker bookkeeping
+    that a poll leaves to the server in the background: the worker-heartbeat upsert in a DEFERRED transaction, which
+    SQLite refuses at once (SQLITE_BUSY_SNAPSHOT: no timeout applies) when another write lands in between, and the
+    docket task `mark_work_queues_ready`, which can wait past the timeout while a 2-core machine is saturated by a
+    training beside it. The worker's next poll repeats both; no settings reach them; PostgreSQL has neither."""
     log = (prefect_server.home / "server.log").read_text(errors="replace")
     entries = re.split(r"\n(?=\d\d:\d\d:\d\d\.\d+ \| )", log)
     heads = [e.split("\n", 1)[0] for e in entries if "database is locked" in e]
-    assert all(HEARTBEAT in h for h in heads), heads
+    assert all(HEARTBEAT in h or BACKGROUND_POLL_BOOKKEEPING in h for h in heads), heads
 
 
 def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_server, prefect_client):
