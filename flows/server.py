@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel.errors import FlywheelError
+from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
 
 POOL = "flywheel-pool"
 GPU_SLOT = "gpu-0"
+#: Prefect's documented "zombie flow run" automation: a run that stops heart-beating is marked Crashed.
+ZOMBIE_AUTOMATION = "flywheel: crash flow runs without heartbeats"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -59,6 +62,9 @@ def clean_env(home: Path, api_url: str | None, extra: dict | None = None) -> dic
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # Leases on disk survive a server restart; flow runs heart-beat (see flows.gpu_slot).
+        PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=LEASE_STORAGE,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S),
         PREFECT_CLI_PROMPT="false",
         PREFECT_CLI_COLORS="false",
         PREFECT_CLI_WRAP_LINES="false",
@@ -229,6 +235,40 @@ def prepare(api_url: str) -> None:
             )
         with contextlib.suppress(ObjectAlreadyExists):
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_SLOT, limit=1))
+        if not client.read_automations_by_name(ZOMBIE_AUTOMATION):
+            client.create_automation(zombie_automation())
+
+
+def zombie_automation():
+    """Mark a flow run Crashed when no heartbeat (nor a final state) followed its last one within 3 beats: a run
+    killed with SIGKILL then stops looking "Running" in the UI, and the GPU slot's reclaim agrees with the UI."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description="Prefect's zombie flow run pattern (flow-run heartbeats every "
+        f"{HEARTBEAT_S} s, set by the flywheel's servers and workers)",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=3 * HEARTBEAT_S),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="marked Crashed: no heartbeat for 3 beats")],
+    )
 
 
 def deploy(api_url: str, home: str | Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ includes the flow run id, so a persisted result would never be found by the next
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import time
 
@@ -106,32 +105,27 @@ def split(*, ref: ManifestRef, out_dir: str, cfg: FlywheelConfig) -> SplitRecord
     return record
 
 
-def ensure_gpu_slot(name: str) -> None:
-    """Create the global concurrency limit (limit 1) if missing: strict mode refuses unknown limits."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with contextlib.suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-
-
 @task(name="train", **ONCE)  # never retried automatically: GPU hours are not free
 def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig) -> TrainRecord:
-    from prefect.concurrency.sync import concurrency
+    from prefect.runtime import flow_run
+
+    from asr_flywheel.flows import gpu_slot
 
     progress = create_progress_artifact(progress=0.0, description=f"cycle {cycle.number}: fine-tuning {start.model}")
 
     def report(done: int, total: int) -> None:
         update_progress_artifact(artifact_id=progress, progress=min(100.0, 100.0 * done / max(total, 1)))
 
-    ensure_gpu_slot(cfg.cycle.gpu_slot)
     devices: int | str = int(cfg.cycle.devices) if cfg.cycle.devices.isdigit() else cfg.cycle.devices
-    with concurrency(cfg.cycle.gpu_slot, occupy=1, strict=True, lease_duration=cfg.cycle.gpu_lease_s):
+    logger = get_run_logger()
+    with gpu_slot.hold(
+        cfg.cycle.gpu_slot,
+        lease_s=cfg.cycle.gpu_lease_s,
+        flow_run_id=str(flow_run.id or ""),
+        flow_run_name=str(flow_run.name or ""),
+        cycle=str(cycle.path),
+        log=logger.warning,
+    ):
         cycle.update_record(gpu_acquired=time.time())
         result = steps.train(
             cycle.split_dir,

@@ -58,10 +58,42 @@ def progress_bar(label: str):
     return update
 
 
-def prefect_env_defaults() -> None:
-    """Settings Prefect reads at import time: offline-friendly and patient with a cold ephemeral server."""
+def _api_url_set() -> bool:
+    """A server is already chosen: by the environment, or by settings in this process (a test, an embedding app)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import get_current_settings
+
+        return bool(get_current_settings().api.url)
+    return False
+
+
+def prefect_env_defaults(workspace: str | os.PathLike | None = None, *, home: str | os.PathLike | None = None) -> None:
+    """Settings Prefect reads at import time: offline-friendly and patient with a cold ephemeral server; leases on
+    disk and flow-run heartbeats (so a dead GPU-slot holder is found, `flows.gpu_slot`).
+
+    With a `workspace` and no `PREFECT_API_URL`, the workspace owns its Prefect state: its `flywheel server up`
+    server when one runs, else a temporary server on `<workspace>/prefect` (the database that server reads), so
+    `flywheel server up` afterwards lists these runs. An explicit `PREFECT_HOME` or `PREFECT_API_URL` wins."""
+    from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
+
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", LEASE_STORAGE)
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+    if (workspace is not None or home is not None) and not _api_url_set():
+        from pathlib import Path
+
+        from asr_flywheel.flows import server
+
+        own = Path(home or Path(workspace or ".") / "prefect").expanduser().resolve()
+        current = server.running(own)
+        if current is not None:
+            os.environ["PREFECT_API_URL"] = current.api_url
+        elif "PREFECT_HOME" not in os.environ:
+            own.mkdir(parents=True, exist_ok=True)
+            os.environ["PREFECT_HOME"] = str(own)
     # Stopping Prefect's temporary server cancels its SQLite connections mid-rollback, and SQLAlchemy's pool logs
     # that as an ERROR with a traceback after the command has finished (PrefectHQ/prefect#16504). Only the pool's
     # connection reset/close logging is silenced; a real database error still raises in the API call it breaks.

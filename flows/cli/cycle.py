@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_cycle(args) -> int:
     cfg = config_from(args)
     require_writable_dir(args.workspace or cfg.workspace, "--workspace")  # before any server starts
-    prefect_env_defaults()
+    prefect_env_defaults(args.workspace or cfg.workspace)
     from asr_flywheel.flows.cycle import flywheel_cycle, preflight
 
     preflight(args.manifest, cfg, args.workspace, args.base, args.backend or cfg.cycle.backend or None)
@@ -53,10 +53,10 @@ def cmd_cycle(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    prefect_env_defaults()
-    from asr_flywheel.flows.demo import run_demo
-
     cfg = config_from(args)
     require_writable_dir(args.workspace or cfg.workspace, "--workspace")
+    prefect_env_defaults(args.workspace or cfg.workspace)
+    from asr_flywheel.flows.demo import run_demo
+
     run_demo(args.workspace or cfg.workspace, cfg)
     return 0

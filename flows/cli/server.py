@@ -14,9 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("server", help="run a local Prefect server (SQLite) for the UI, deployments and events")
     p.add_argument(
         "action",
-        choices=["up", "down", "status", "deployments"],
-        help="deployments: create the deployments in prefect.yaml on the server at PREFECT_API_URL",
+        choices=["up", "down", "status", "deployments", "slots"],
+        help="deployments: create the deployments in prefect.yaml on the server at PREFECT_API_URL; "
+        "slots: show the GPU slots and who holds them",
     )
+    p.add_argument("--release", metavar="NAME", help="with `slots`: free the slot NAME (its holder is named)")
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--home", help="PREFECT_HOME for the server (default: <workspace>/prefect)")
     p.set_defaults(func=cmd_server)
@@ -33,12 +35,17 @@ def server_home(args, cfg) -> Path:
 
 
 def cmd_server(args) -> int:
+    cfg = config_from(args)
+    if args.release and args.action != "slots":
+        raise InputError("--release goes with `flywheel server slots`")
+    if args.action == "slots":
+        prefect_env_defaults(cfg.workspace, home=server_home(args, cfg))
+        return cmd_slots(args)
     prefect_env_defaults()
     from asr_flywheel.flows import server
 
     if args.action == "deployments":
         return cmd_deployments(args)
-    cfg = config_from(args)
     home = server_home(args, cfg)
     if args.action == "down":
         workers = server.stop_workers(home)
@@ -59,6 +66,30 @@ def cmd_server(args) -> int:
     print(f"work pool '{server.POOL}' and concurrency limit '{server.GPU_SLOT}' are ready. Next:")
     print(f"  export PREFECT_API_URL={current.api_url}")
     print("  flywheel server deployments && flywheel worker")
+    return 0
+
+
+def cmd_slots(args) -> int:
+    """The GPU slots on the server this workspace uses; `--release NAME` frees one and names who held it."""
+    from asr_flywheel.flows import gpu_slot
+
+    if args.release:
+        states = {s.name: s for s in gpu_slot.all_slots()}
+        if args.release not in states:
+            raise InputError(f"no slot {args.release!r} on this server (slots: {', '.join(sorted(states)) or 'none'})")
+        if states[args.release].active == 0 and states[args.release].holder is None:
+            print(f"{args.release} is free; nothing to release")
+            return 0
+        holder = gpu_slot.release(
+            args.release, reason="released by hand (`flywheel server slots --release`)", log=print
+        )
+        print(f"released {args.release}" + (f"; it was held by {holder.describe()}" if holder else ""))
+        return 0
+    slots = gpu_slot.all_slots()
+    for state in slots:
+        print(state.describe())
+    if not slots:
+        print("no slots yet (the first training creates gpu-0)")
     return 0
 
 

@@ -95,3 +95,35 @@ def test_two_cycles_wanting_the_same_gpu_slot_train_one_after_the_other(
     spans = sorted((record(ws)["gpu_acquired"], record(ws)["gpu_released"]) for _, ws, _ in runs)
     assert all(rec["status"] == "complete" for rec in (record(ws) for _, ws, _ in runs))
     assert spans[0][1] <= spans[1][0], f"training overlapped on the GPU slot: {spans}"
+
+
+def test_a_cycle_killed_with_its_temporary_server_mid_training_frees_the_gpu_slot_for_the_rerun(
+    nemo_tiny_models, tiny_dataset, tmp_path
+):
+    """No PREFECT_API_URL: the cycle's temporary server keeps its database in <workspace>/prefect and dies with the
+    cycle's process group. Prefect alone would leave the slot counted as taken forever; the rerun reclaims it from
+    the dead holder, says so, and completes."""
+    ws = tmp_path / "ws"
+    config = write_tiny_cycle_config(tmp_path / "fw.toml", ws, nemo_tiny_models["ctc"], epochs=6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(FLYWHEEL_CONFIG=str(config), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "asr_flywheel.flows.cli", "cycle", str(tiny_dataset)]
+
+    def start(log: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    first_log = tmp_path / "first.log"
+    proc = start(first_log)
+    wait_for(lambda: "gpu_acquired" in record(ws) and "train" in record(ws).get("running", {}), proc, first_log)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (ws / "prefect" / "prefect.db").is_file()  # the workspace owns its Prefect state
+
+    second_log = tmp_path / "second.log"
+    rerun = start(second_log)
+    assert rerun.wait(timeout=400) == 0, second_log.read_text()[-3000:]
+    text = second_log.read_text()
+    assert "GPU slot gpu-0: reclaimed from flow run" in text and "is gone" in text, text[-3000:]
+    assert record(ws)["status"] == "complete"
