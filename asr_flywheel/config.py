@@ -91,6 +91,9 @@ class StatsConfig:
 class CycleConfig:
     """Defaults for `flywheel_cycle` runs (deployments and events can override per run)."""
 
+    #: This flywheel's name on a shared Prefect server: runs are `<name>-cycle-N`, artifact keys
+    #: `<name>-cycle-N-gate`... ("" = the workspace folder's name).
+    name: str = ""
     #: Manifest cycled by the scheduled deployment (events and manual runs name their own).
     manifest: str = ""
     #: Manifests the watcher checks for growth (`flywheel watch`, the manifest-watch deployment).
@@ -182,7 +185,11 @@ class FlywheelConfig:
             raise InputError("invalid command-line override", problems)
         current = getattr(self, section)
         coerced = {k: _coerce(_hints(type(current))[k], v) for k, v in changes.items()}
-        return dataclasses.replace(self, **{section: dataclasses.replace(current, **coerced)})
+        updated = dataclasses.replace(self, **{section: dataclasses.replace(current, **coerced)})
+        problems = [pr for pr in _range_problems(updated) if pr.field.startswith(f"{section}.")]
+        if problems:
+            raise InputError("invalid command-line override", problems)
+        return updated
 
 
 _SECTIONS = {
@@ -224,7 +231,67 @@ def _check_section(name: str, cls, values: dict, source: ConfigSource | None) ->
             problems.append(Problem(line, f"{name}.{key}", f"unknown key (known: {', '.join(sorted(hints))})"))
         elif not _type_ok(hints[key], value):
             problems.append(Problem(line, f"{name}.{key}", f"expected {_type_name(hints[key])}, got {value!r}"))
+        elif (reason := _out_of_range(f"{name}.{key}", value)) is not None:
+            problems.append(Problem(line, f"{name}.{key}", reason))
     return problems
+
+
+#: The range of every numeric key: (low, high, low_inclusive, high_inclusive); None is unbounded. A value outside it
+#: would make a rule say something it does not mean (a negative drop threshold keeps identical metrics).
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "manifest.sample_rate": (1, None, True, False),
+    "manifest.channels": (1, None, True, False),
+    "manifest.duration_tolerance_s": (0, None, True, False),
+    "manifest.audio_check_workers": (1, None, True, False),
+    "gate.min_rows": (1, None, True, False),
+    "gate.min_priority_rows": (1, None, True, False),
+    "gate.finetune_above": (0, 1, True, True),
+    "gate.harden_below": (0, 1, True, True),
+    "gate.pronunciation_gap": (0, 1, True, True),
+    "gate.good_source_max": (0, 1, True, True),
+    "split.val_fraction": (0, 1, False, False),
+    "split.seed": (0, None, True, False),
+    "split.holdout_terms": (0, None, True, False),
+    "split.min_heldout_per_term": (0, None, True, False),
+    "decision.keep_drop": (0, 1, False, True),
+    "decision.grow_drop": (0, 1, False, True),
+    "decision.overfit_rise": (0, None, False, False),
+    "decision.plateau_drop": (0, 1, True, True),
+    "decision.max_control_wer_rise": (0, None, True, False),
+    "stats.bootstrap_resamples": (100, None, True, False),
+    "stats.confidence": (0, 1, False, False),
+    "stats.seed": (0, None, True, False),
+    "cycle.shard_size": (1, None, True, False),
+    "cycle.batch_size": (1, None, True, False),
+    "cycle.approval_timeout_s": (1, None, True, False),
+    "cycle.gpu_lease_s": (60, 86400, True, True),
+    "cycle.num_nodes": (1, None, True, False),
+    "train.replay_fraction": (0, 1, True, False),
+    "train.replay_seed": (0, None, True, False),
+    "deploy.concurrency": (1, None, True, False),
+}
+#: Keys whose value is one of a fixed set.
+_CHOICES: dict[str, tuple[str, ...]] = {"deploy.protocol": ("http", "grpc")}
+
+
+def _out_of_range(key: str, value: Any) -> str | None:
+    """Why `value` is not allowed for `key` (NaN and infinities never are), or None."""
+    import math
+
+    if key in _CHOICES and value not in _CHOICES[key]:
+        return f"must be one of {', '.join(_CHOICES[key])}, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if key not in _RANGES or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    lo, hi, lo_in, hi_in = _RANGES[key]
+    below = lo is not None and (value < lo if lo_in else value <= lo)
+    above = hi is not None and (value > hi if hi_in else value >= hi)
+    if not (below or above):
+        return None
+    low = "" if lo is None else f"{'>=' if lo_in else '>'} {lo:g}"
+    high = "" if hi is None else f"{'<=' if hi_in else '<'} {hi:g}"
+    return f"must be {' and '.join(x for x in (low, high) if x)}, got {value!r}"
 
 
 def _type_name(tp) -> str:
@@ -235,14 +302,16 @@ def _type_name(tp) -> str:
 
 def _range_problems(cfg: FlywheelConfig) -> list[Problem]:
     checks = [
-        (not 0 < cfg.split.val_fraction < 1, "split.val_fraction", "must be strictly between 0 and 1"),
-        (cfg.split.min_heldout_per_term < 0, "split.min_heldout_per_term", "must be >= 0"),
-        (not 0 < cfg.stats.confidence < 1, "stats.confidence", "must be strictly between 0 and 1"),
-        (cfg.stats.bootstrap_resamples < 100, "stats.bootstrap_resamples", "must be at least 100"),
-        (cfg.gate.harden_below > cfg.gate.finetune_above, "gate.harden_below", "must not exceed gate.finetune_above"),
-        (cfg.decision.grow_drop > cfg.decision.keep_drop, "decision.grow_drop", "must not exceed decision.keep_drop"),
-        (cfg.cycle.gpu_lease_s < 60, "cycle.gpu_lease_s", "must be at least 60 (Prefect's minimum concurrency lease)"),
-        (not 0 <= cfg.train.replay_fraction < 1, "train.replay_fraction", "must be in [0, 1)"),
+        (
+            cfg.gate.harden_below >= cfg.gate.finetune_above,
+            "gate.harden_below",
+            f"must be below gate.finetune_above ({cfg.gate.harden_below:g} >= {cfg.gate.finetune_above:g})",
+        ),
+        (
+            cfg.decision.grow_drop >= cfg.decision.keep_drop,
+            "decision.grow_drop",
+            f"must be below decision.keep_drop ({cfg.decision.grow_drop:g} >= {cfg.decision.keep_drop:g})",
+        ),
         (
             cfg.train.replay_fraction > 0 and not cfg.train.replay_manifest,
             "train.replay_fraction",
@@ -279,15 +348,15 @@ def from_dict(data: dict, source: ConfigSource | None = None) -> FlywheelConfig:
                 continue
             sect = _check_section(key, cls, value, source)
             problems += sect
-            if not sect:
-                kwargs[key] = cls(**{k: _coerce(_hints(cls)[k], v) for k, v in value.items()})
+            bad = {pr.field.split(".", 1)[1] for pr in sect}
+            # the valid keys still build the section, so the cross-key checks below see every offender at once
+            kwargs[key] = cls(**{k: _coerce(_hints(cls)[k], v) for k, v in value.items() if k not in bad})
         else:
             known = ", ".join(["workspace", "hyperparameters", *_SECTIONS])
             problems.append(Problem(line_of(source, key), key, f"unknown section (known: {known})"))
-    if problems:
-        raise InputError(f"invalid configuration{_where(source)}", problems)
     cfg = FlywheelConfig(**kwargs, source=source)
-    problems = _range_problems(cfg)
+    reported = {pr.field for pr in problems}
+    problems += [pr for pr in _range_problems(cfg) if pr.field not in reported]
     if problems:
         raise InputError(f"invalid configuration{_where(source)}", problems)
     return cfg

@@ -61,7 +61,11 @@ def test_errors_name_the_file_and_the_line_of_each_bad_key(tmp_path):
     with pytest.raises(InputError) as exc:
         load_config(p)
     assert str(p) in exc.value.summary
-    assert {(pr.field, pr.line) for pr in exc.value.problems} == {("gate.finetune_abov", 4), ("bogus", 8)}
+    assert {(pr.field, pr.line) for pr in exc.value.problems} == {
+        ("gate.finetune_abov", 4),
+        ("split.val_fraction", 7),
+        ("bogus", 8),
+    }
     assert "line 4: gate.finetune_abov: unknown key" in str(exc.value)
 
     p.write_text("[gate]\nmin_rows = 10\n[split]\nseed = 1\nval_fraction = 1.5\n")
@@ -122,3 +126,77 @@ def test_flags_override_the_file_and_bad_flags_are_named_as_flags(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+SWEEP = """[decision]
+keep_drop = -0.5
+grow_drop = -0.6
+[gate]
+finetune_above = nan
+harden_below = inf
+min_rows = -4
+[cycle]
+batch_size = -1
+shard_size = 0
+[deploy]
+concurrency = 0
+protocol = "carrier-pigeon"
+"""
+
+
+def test_every_out_of_range_nan_or_unknown_choice_is_listed_at_once_with_its_line(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(SWEEP)
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    found = {pr.field: (pr.line, pr.reason) for pr in exc.value.problems}
+    assert set(found) == {
+        "decision.keep_drop",
+        "decision.grow_drop",
+        "gate.finetune_above",
+        "gate.harden_below",
+        "gate.min_rows",
+        "cycle.batch_size",
+        "cycle.shard_size",
+        "deploy.concurrency",
+        "deploy.protocol",
+    }
+    assert found["decision.keep_drop"] == (2, "must be > 0 and <= 1, got -0.5")
+    assert found["gate.finetune_above"] == (5, "must be a finite number, got nan")
+    assert "http, grpc" in found["deploy.protocol"][1]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ("[decision]\nkeep_drop = 0.1\ngrow_drop = 0.2\n", "decision.grow_drop"),
+        ("[decision]\nkeep_drop = 0.2\ngrow_drop = 0.2\n", "decision.grow_drop"),
+        ("[gate]\nfinetune_above = 0.3\nharden_below = 0.3\n", "gate.harden_below"),
+    ],
+)
+def test_thresholds_must_be_consistent(tmp_path, body, field):
+    p = tmp_path / "c.toml"
+    p.write_text(body)
+    with pytest.raises(InputError) as exc:
+        load_config(p)
+    assert [pr.field for pr in exc.value.problems] == [field]
+
+
+def test_every_numeric_key_has_a_range():
+    import dataclasses
+
+    from asr_flywheel.config import _RANGES, _SECTIONS, _hints
+
+    numeric = {
+        f"{name}.{f.name}"
+        for name, cls in _SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if _hints(cls)[f.name] in (int, float)
+    }
+    assert numeric - set(_RANGES) == set()
+
+
+def test_a_cli_override_is_range_checked_too():
+    with pytest.raises(InputError) as exc:
+        FlywheelConfig().replace("decision", grow_drop=0.5)
+    assert [pr.field for pr in exc.value.problems] == ["decision.grow_drop"]
