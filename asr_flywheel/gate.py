@@ -21,6 +21,8 @@ class GateOutcome(StrEnum):
     GROW_MANIFEST = "GROW_MANIFEST"
     FIX_PRONUNCIATION = "FIX_PRONUNCIATION"
     HARDEN_EVAL = "HARDEN_EVAL"
+    #: The rules would fine-tune, but the model's catalogue entry refuses SFT: score it, never train it.
+    EVALUATE_ONLY = "EVALUATE_ONLY"
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,33 @@ class GateResult:
         """Record a human override past a failed gate. The computed outcome is kept, not rewritten."""
         if not reason or not reason.strip():
             raise InputError("forcing fine-tuning past the gate needs a reason (it is recorded in the cycle record)")
+        if self.outcome is GateOutcome.EVALUATE_ONLY:
+            raise InputError(f"cannot force fine-tuning of an evaluate-only model: {self.reason}")
         return replace(self, forced=True, force_reason=reason.strip())
 
 
 def evaluate_gate(
-    metrics: dict, cfg: GateConfig, *, first_eval: bool, priority: tuple[str, ...] | None = None
+    metrics: dict,
+    cfg: GateConfig,
+    *,
+    first_eval: bool,
+    priority: tuple[str, ...] | None = None,
+    evaluate_only: str | None = None,
 ) -> GateResult:
+    """The gate's verdict. `evaluate_only` is why the scored model may not be fine-tuned (its catalogue entry's
+    refusal); a FINETUNE verdict then becomes EVALUATE_ONLY, with both reasons."""
+    result = _rules(metrics, cfg, first_eval=first_eval, priority=priority)
+    if evaluate_only and result.outcome is GateOutcome.FINETUNE:
+        model = metrics.get("model") or "this model"
+        return replace(
+            result,
+            outcome=GateOutcome.EVALUATE_ONLY,
+            reason=f"Evaluate only: {model} cannot be fine-tuned; {evaluate_only} (The rules alone: {result.reason})",
+        )
+    return result
+
+
+def _rules(metrics: dict, cfg: GateConfig, *, first_eval: bool, priority: tuple[str, ...] | None) -> GateResult:
     prio = tuple(priority or cfg.priority)
     by_cat = metrics.get("ker_by_entity_category", {})
     counts = {c: by_cat.get(c, {}).get("n", 0) for c in prio}

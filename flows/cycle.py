@@ -25,6 +25,7 @@ outcome as flow-level artifacts (`flows.artifacts`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -51,6 +52,7 @@ from asr_flywheel.flows.records import (
 )
 from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.flows.steps import release_models, require_model, trained_on, update_chart
+from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.manager import Plugins
 from asr_flywheel.registry import Registry
 from asr_flywheel.scoring import SCOPE_ALL, SCOPE_HELDOUT
@@ -111,6 +113,9 @@ def flywheel_cycle(
                 champion_changed=outcome.champion_changed,
                 note=outcome.note,
             )
+        except BaseException as exc:
+            record_failure(cycle, exc)
+            raise
         finally:
             release_models()
     return finish(outcome, run_id)
@@ -126,30 +131,36 @@ def preflight(
     version_to_cycle(manifest or cfg.cycle.manifest, cfg)
     if cfg.cycle.control_manifest:
         version_to_cycle(cfg.cycle.control_manifest, cfg)
-    start = checked_start(
-        cfg, Workspace(workspace or cfg.workspace), base_model or cfg.cycle.base_model, backend or None
-    )
-    require_model(start.model)
+    checked_start(cfg, Workspace(workspace or cfg.workspace), base_model or cfg.cycle.base_model, backend or None)
 
 
 def checked_start(cfg: FlywheelConfig, ws: Workspace, base_model: str, backend: str | None) -> StartingPoint:
-    """The model the cycle will start from, with `[hyperparameters]` checked against the backend that will train
-    it: a mistyped key fails with its file and line before the version is claimed or any model is scored, not
-    after an hour of baseline scoring. The backend is found without loading the model (a broken base is the
-    cycle's to record and report, so a corrected retry resumes the same cycle)."""
+    """The model the cycle will start from, checked before the version is claimed or any model is scored: the
+    model itself (a missing file, a damaged archive), a base that is evaluate-only (its catalogue entry refuses
+    SFT, with or without a trainer installed for it), and `[hyperparameters]` against the backend that will train
+    it (a mistyped key fails with its file and line, not after an hour of baseline scoring)."""
     proposed = Registry(ws.registry_dir).starting_point(base_model, backend)
-    name = training_backend(proposed)
+    require_model(proposed.model)
+    plugins = Plugins()
+    entry = plugins.base_model(proposed.model)
+    if entry is not None:
+        check_sft_request(proposed.model, entry.decoder, "sft", entry)
+        check_hyperparameters(cfg, entry.backend)
+        return proposed
+    name = training_backend(proposed, plugins)
     if name is not None:
+        described = plugins.trainer(name).describe(proposed.model)  # opens the archive: a broken file is named
+        check_sft_request(proposed.model, described.decoder, "sft", described)
         check_hyperparameters(cfg, name)
     return proposed
 
 
-def training_backend(start: StartingPoint) -> str | None:
+def training_backend(start: StartingPoint, plugins: Plugins | None = None) -> str | None:
     """The trainer backend for `start`: its own, a catalogue entry's, or the one that claims the file; None when
     no backend recognises it (the model check in `CycleRun.begin` then says what is wrong)."""
     if start.backend:
         return start.backend
-    plugins = Plugins()
+    plugins = plugins or Plugins()
     entry = plugins.base_model(start.model)
     if entry is not None:
         return entry.backend
@@ -321,6 +332,24 @@ class CycleRun:
         png = update_chart(self.ws, self.cycle.number)
         if png is not None:
             artifacts.publish_chart(self.cycle.number, png)
+
+
+def record_failure(cycle: CycleDir, exc: BaseException) -> None:
+    """A cycle that stops for any reason says so in `cycle.json` (never "running" forever): the reason, and which
+    steps were under way. A rerun of the same version resumes it (the GPU slot was released by its own block)."""
+    from asr_flywheel.cycle import now
+    from asr_flywheel.secrets import redact
+
+    reason = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(exc).__name__)
+    with contextlib.suppress(Exception):  # a full disk must not hide the original error
+        record = cycle.read_record()
+        cycle.update_record(
+            status="failed",
+            reason=reason,
+            failed_at=now(),
+            failed_steps=sorted(record.get("running", {})),
+            running={},
+        )
 
 
 def finish(outcome: CycleOutcome, run_id: str):

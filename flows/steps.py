@@ -152,11 +152,14 @@ def gate(
     """Apply the fixed gate to a scored baseline; write gate.json and gate.md. `first_eval` defaults to what the
     history says (first evaluation of this manifest family when no earlier gate record has it)."""
     from asr_flywheel.gate import evaluate_gate, is_first_eval, render_gate
+    from asr_flywheel.plugins.catalogue import sft_refusal
+    from asr_flywheel.plugins.manager import Plugins
     from asr_flywheel.scoring import load_metrics
 
     metrics = load_metrics(metrics_path)  # refuses wrong types in the fields the gate and decision read
     first = is_first_eval(history, metrics) if first_eval is None else first_eval
-    result = evaluate_gate(metrics, cfg.gate, first_eval=first, priority=priority)
+    refusal = sft_refusal(Plugins().base_model(str(metrics.get("model") or "")))
+    result = evaluate_gate(metrics, cfg.gate, first_eval=first, priority=priority, evaluate_only=refusal)
     if force_reason is not None:
         result = result.force(force_reason)
     out = Path(out_dir)

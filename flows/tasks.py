@@ -72,18 +72,22 @@ def transcribe_sharded(
     *, model_ref: str, backend: str | None, audio_paths: list[str], shard_size: int, batch_size: int, label: str
 ) -> list[str]:
     """Shard transcription into tasks on the flow's task runner (threads locally, Dask/Ray on a cluster).
-    Called from the flow (not from a task) so the shards run on the flow's runner."""
+    Called from the flow (not from a task) so the shards run on the flow's runner. The first shard runs alone and
+    its transcripts are checked against the transcriber contract before the other shards are submitted."""
     size = max(1, shard_size)
     shards = [audio_paths[i : i + size] for i in range(0, len(audio_paths), size)]
     progress = create_progress_artifact(progress=0.0, description=f"{label}: transcribing {len(audio_paths)} rows")
-    futures = [
-        transcribe_shard.submit(model_ref=model_ref, backend=backend, audio_paths=shard, batch_size=batch_size)
-        for shard in shards
-    ]
+
+    def submit(shard: list[str]):
+        return transcribe_shard.submit(model_ref=model_ref, backend=backend, audio_paths=shard, batch_size=batch_size)
+
     hyps: list[str] = []
-    for i, fut in enumerate(futures, 1):
-        hyps += fut.result()
-        update_progress_artifact(artifact_id=progress, progress=100.0 * i / len(futures))
+    futures = [submit(shards[0])] if shards else []
+    for i in range(len(shards)):
+        hyps += futures[i].result()
+        if i == 0:
+            futures += [submit(shard) for shard in shards[1:]]
+        update_progress_artifact(artifact_id=progress, progress=100.0 * (i + 1) / len(shards))
     return hyps
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from asr_flywheel import io as fio
 from asr_flywheel.manifest import Manifest
 from asr_flywheel.plugins.contracts import LoadedModel, ProgressFn
-from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.plugins.manager import PluginError, Plugins
 
 OFFLINE_HYPS = "offline_hyps.jsonl"
 
@@ -23,14 +23,31 @@ class _SerialModel:
     one call over every core, so shards parallelise across processes (Dask/Ray workers), not threads.
     """
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, backend: str):
         self._model = model
         self._lock = threading.Lock()
-        self.name, self.decoder = model.name, model.decoder
+        self.name, self.decoder, self.backend = model.name, model.decoder, backend
 
     def transcribe(self, audio_paths, *, batch_size: int = 16, progress: ProgressFn | None = None) -> list[str]:
         with self._lock:
-            return self._model.transcribe(audio_paths, batch_size=batch_size, progress=progress)
+            hyps = self._model.transcribe(audio_paths, batch_size=batch_size, progress=progress)
+        return check_transcripts(hyps, len(audio_paths), self)
+
+
+def check_transcripts(hyps: object, clips: int, model: _SerialModel) -> list[str]:
+    """The transcriber contract (a list of str, one per clip, in order), checked on every call: a plugin that
+    returns its own hypothesis objects is named on the first batch, not after the whole manifest."""
+    if isinstance(hyps, list) and len(hyps) == clips and all(isinstance(h, str) for h in hyps):
+        return hyps
+    if not isinstance(hyps, list):
+        got = f"a {type(hyps).__name__}"
+    else:
+        kinds = sorted({type(h).__name__ for h in hyps})
+        got = f"a list of {len(hyps)} ({', '.join(kinds) or 'nothing'})"
+    raise PluginError(
+        f"transcriber {model.backend!r} (model {model.name}) broke the contract: transcribe() returned {got} for "
+        f"{clips} clip(s); it must return a list of str, one per clip (see docs/plugins.md)"
+    )
 
 
 def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
@@ -38,7 +55,14 @@ def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
     key = (model_ref, backend)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = _SerialModel(Plugins().transcriber_for(model_ref, backend).load(model_ref))
+            transcriber = Plugins().transcriber_for(model_ref, backend)
+            loaded = transcriber.load(model_ref)
+            if not callable(getattr(loaded, "transcribe", None)):
+                raise PluginError(
+                    f"transcriber {transcriber.name!r}: load({model_ref!r}) returned {type(loaded).__name__}, which "
+                    "has no transcribe(); it must return a LoadedModel (see docs/plugins.md)"
+                )
+            _MODELS[key] = _SerialModel(loaded, transcriber.name)
         return _MODELS[key]
 
 
@@ -49,11 +73,8 @@ def release_models() -> None:
 
 
 def transcribe_shard(*, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int) -> list[str]:
-    """One shard of a cycle's transcription (the unit a task runner distributes)."""
-    hyps = load_model(model_ref, backend).transcribe(audio_paths, batch_size=batch_size)
-    if len(hyps) != len(audio_paths):
-        raise RuntimeError(f"backend returned {len(hyps)} transcripts for {len(audio_paths)} rows")
-    return hyps
+    """One shard of a cycle's transcription (the unit a task runner distributes); checked by `check_transcripts`."""
+    return load_model(model_ref, backend).transcribe(audio_paths, batch_size=batch_size)
 
 
 def transcribe_rows(
@@ -64,11 +85,21 @@ def transcribe_rows(
     backend: str | None = None,
     progress: ProgressFn | None = None,
 ) -> list[str]:
-    """Offline, batched transcription of every manifest row (in row order)."""
-    hyps = load_model(model_ref, backend).transcribe(manifest.audio_paths, batch_size=batch_size, progress=progress)
-    if len(hyps) != len(manifest):
-        raise RuntimeError(f"backend returned {len(hyps)} transcripts for {len(manifest)} rows")
-    return hyps
+    """Offline, batched transcription of every manifest row (in row order). The first batch is transcribed and
+    checked against the contract on its own, so a misbehaving plugin is named before the rest is transcribed."""
+    model = load_model(model_ref, backend)
+    paths = manifest.audio_paths
+    total = len(paths)
+    first = model.transcribe(paths[:batch_size], batch_size=batch_size)
+    if progress is not None:
+        progress(len(first), total)
+    rest_progress = None if progress is None else (lambda done, _n: progress(len(first) + done, total))
+    rest = (
+        model.transcribe(paths[batch_size:], batch_size=batch_size, progress=rest_progress)
+        if total > len(first)
+        else []
+    )
+    return first + rest
 
 
 def write_hyps(path: Path, manifest: Manifest, hyps: list[str]) -> Path:

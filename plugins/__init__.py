@@ -4,10 +4,11 @@ package that declares an `asr_flywheel` entry point.
 
 Installed as `asr_flywheel.plugins`. A plugin author imports everything from here::
 
-    from asr_flywheel.plugins import hookimpl, BaseModel, Decoder, SftViability
+    from asr_flywheel.plugins import hookimpl, BaseModel, Decoder, SftViability, InputError, RefusedError
 """
 
 from asr_flywheel._markers import hookimpl
+from asr_flywheel.errors import FlywheelError, InputError, Problem, RefusedError
 from asr_flywheel.plugins.contracts import (
     BaseModel,
     BaseModelRecipe,
@@ -34,10 +35,14 @@ __all__ = [
     "Decoder",
     "DeployRecord",
     "Deployer",
+    "FlywheelError",
     "GeneralRows",
+    "InputError",
     "LoadedModel",
     "LocalServer",
     "MadeBase",
+    "Problem",
+    "RefusedError",
     "ServedVersions",
     "Server",
     "SftViability",

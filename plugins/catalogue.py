@@ -72,12 +72,21 @@ def register_base_models():
     return list(CATALOGUE)
 
 
+def sft_refusal(entry: BaseModel | None) -> str | None:
+    """Why this base is evaluate-only (its catalogue entry refuses SFT), with the suggested alternative; None when
+    it may be fine-tuned. The gate, `flywheel train` and the cycle all ask this one function."""
+    if entry is None or entry.sft is not SftViability.REFUSED:
+        return None
+    alt = f" Suggested base: {entry.suggested}." if entry.suggested else ""
+    return f"it is evaluate-only (its catalogue entry refuses SFT): {entry.refusal_reason or 'no reason given'}{alt}"
+
+
 def check_sft_request(base: str, decoder: Decoder, method: str, entry: BaseModel | None = None) -> None:
     """Refuse, before any compute, fine-tuning requests known to fail. Raises RefusedError with the reason."""
     m = method.lower().replace("-", "_")
-    if entry is not None and entry.sft is SftViability.REFUSED:
-        alt = f" Suggested base: {entry.suggested}." if entry.suggested else ""
-        raise RefusedError(f"refusing to fine-tune {base}: {entry.refusal_reason}{alt}")
+    refusal = sft_refusal(entry)
+    if refusal is not None:
+        raise RefusedError(f"refusing to fine-tune {base}: {refusal}")
     if m in ADAPTER_METHODS:
         if decoder in (Decoder.TDT, Decoder.RNNT):
             reason = ADAPTER_REFUSAL.format(decoder=decoder.upper())

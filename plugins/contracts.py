@@ -26,6 +26,9 @@ class Decoder(StrEnum):
     CTC = "ctc"
     RNNT = "rnnt"
     TDT = "tdt"
+    #: Any other decoder (an HMM recogniser, an attention decoder, a vendor's API): evaluated like any model, but
+    #: the NeMo-specific paths (Riva build flags, TDT/RNNT adapter refusals) do not apply to it.
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,11 @@ class Trainer(Protocol):
 
 @runtime_checkable
 class LoadedModel(Protocol):
-    """A model ready to transcribe. `architecture` is read from the model itself, never guessed."""
+    """A model ready to transcribe, returned by `Transcriber.load`. `name` labels it in logs; `decoder` is read
+    from the model itself, never guessed (`Decoder.OTHER` when it is none of CTC/RNNT/TDT).
+
+    `transcribe` must return a `list[str]`, one transcript per path, in order ("" for silence, never None); the
+    flywheel checks the first batch against this before it transcribes the rest."""
 
     name: str
     decoder: Decoder
@@ -132,7 +139,11 @@ class Transcriber(Protocol):
         """True when this backend can load `model_ref` (a path it recognises or a catalogue name)."""
         ...
 
-    def load(self, model_ref: str) -> LoadedModel: ...
+    def load(self, model_ref: str) -> LoadedModel:
+        """Load `model_ref` exactly as the user gave it: a catalogue name (look its weights up with
+        `Plugins().weights(model_ref)`), a local path this transcriber `claims`, or an endpoint URL. Return an
+        instance with `name`, `decoder` and `transcribe`; raise `InputError` for a model that cannot load."""
+        ...
 
 
 @dataclass

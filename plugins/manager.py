@@ -99,23 +99,42 @@ class Plugins:
             return ""
         return "; plugin(s) that failed to load: " + "; ".join(str(b) for b in broken)
 
-    def _call_hook(self, impl: Any) -> list:
+    def _isolate(self, impl: Any, why: str) -> list:
+        """Record a plugin whose hook misbehaved (named, with the reason) and use nothing it returned."""
+        if not isinstance(self.pm, FlywheelPluginManager):
+            raise PluginError(f"plugin {impl.plugin_name!r}: {why}")
+        self.pm.record_broken(impl.plugin_name, f"hook {impl.function.__name__}", PluginError(why))
+        return []
+
+    def _call_hook(self, impl: Any, kind: type[Any]) -> list:
+        """One plugin's hook result, checked against the contract: a list of `kind` instances. A bare object, a
+        class instead of an instance, or an object missing the contract's methods isolates the plugin."""
+        hook = impl.function.__name__
         try:
-            return list(impl.function() or [])
+            result = impl.function()
         except Exception as exc:
             if not isinstance(self.pm, FlywheelPluginManager):
                 raise
-            self.pm.record_broken(impl.plugin_name, f"hook {impl.function.__name__}", exc)
+            self.pm.record_broken(impl.plugin_name, f"hook {hook}", exc)
             return []
+        if result is None:
+            return []
+        if not isinstance(result, list | tuple):
+            return self._isolate(impl, f"{hook}() returned a {type(result).__name__}, not a list of {kind.__name__}")
+        for item in result:
+            if isinstance(item, type):
+                return self._isolate(
+                    impl, f"{hook}() returned the class {item.__name__}; return an instance ({item.__name__}())"
+                )
+            if not isinstance(item, kind):
+                return self._isolate(impl, f"{hook}() returned {item!r}, not a {kind.__name__}")
+        return list(result)
 
     def _collect(self, hook_name: str, kind: type[Any]) -> dict[str, tuple[Any, str]]:
         found: dict[str, tuple[Any, str]] = {}
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
-            items = self._call_hook(impl)
-            for item in items:
-                if not isinstance(item, kind):
-                    raise PluginError(f"plugin {plugin_name!r}: {hook_name} returned {item!r}, not a {kind.__name__}")
+            for item in self._call_hook(impl, kind):
                 name = item.name
                 if name in found:
                     raise PluginError(

@@ -26,9 +26,19 @@ def read_nemo_config(path: str | Path) -> dict:
             member = next((m for m in tar.getmembers() if m.name.endswith("model_config.yaml")), None)
             if member is None:
                 raise InputError(f"{p} is not a NeMo model: no model_config.yaml inside")
-            return yaml.safe_load(tar.extractfile(member).read()) or {}
+            config = yaml.safe_load(tar.extractfile(member).read()) or {}
     except tarfile.TarError as exc:
-        raise InputError(f"{p} is not a readable .nemo archive: {exc}") from exc
+        reason = str(exc).splitlines()[0].rstrip(":")
+        raise InputError(f"{p} is not a readable .nemo archive ({reason}: not a tar archive)") from exc
+    except (OSError, EOFError) as exc:  # truncated archives end mid-stream
+        raise InputError(f"{p} is not a readable .nemo archive: {type(exc).__name__}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise InputError(f"{p}: its model_config.yaml is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(config, dict):
+        raise InputError(f"{p}: its model_config.yaml is not a mapping")
+    return config
 
 
 def decoder_of(cfg: dict) -> Decoder:

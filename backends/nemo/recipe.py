@@ -41,8 +41,21 @@ SCHEDULER = "CosineAnnealing"
 SPEC_AUGMENT_TARGET = "nemo.collections.asr.modules.SpectrogramAugmentation"
 
 
+#: Lightning's precision names (`resolve_precision` then refuses fp16 for TDT and falls back from bf16 on CPU).
+PRECISIONS = (
+    "32", "32-true", "fp32", "64", "64-true", "bf16", "bf16-mixed", "bf16-true",
+    "16", "16-mixed", "16-true", "fp16", "fp16-mixed", "half",
+)  # fmt: skip
+
+
 def merge_hyperparameters(overrides: dict) -> dict:
-    return merge(DEFAULTS, overrides, "NeMo", positive=("lr", "epochs", "batch_size", "accumulate_grad_batches"))
+    return merge(
+        DEFAULTS,
+        overrides,
+        "NeMo",
+        positive=("lr", "epochs", "batch_size", "accumulate_grad_batches"),
+        choices={"precision": PRECISIONS},
+    )
 
 
 def resolve_precision(requested: str, decoder: Decoder, on_gpu: bool, bf16_ok: bool) -> tuple[str, str | None]:

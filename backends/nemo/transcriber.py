@@ -55,10 +55,13 @@ class NemoTranscriber:
 
     def load(self, model_ref: str) -> LoadedModel:
         from asr_flywheel.backends.nemo._runtime import load_asr_model
-        from asr_flywheel.backends.nemo.architecture import decoder_of
+        from asr_flywheel.backends.nemo.architecture import decoder_of, read_nemo_config
         from asr_flywheel.plugins.manager import Plugins
 
-        model = load_asr_model(Plugins().weights(model_ref))
+        weights = Plugins().weights(model_ref)
+        if Path(weights).is_file():
+            read_nemo_config(weights)  # a damaged archive is named as such, not as a bare gzip ReadError
+        model = load_asr_model(weights)
         from omegaconf import OmegaConf
 
         cfg = OmegaConf.to_container(model.cfg, resolve=False)

@@ -73,13 +73,15 @@ def cmd_train(args) -> int:
     from asr_flywheel.config import check_hyperparameters
     from asr_flywheel.flows.model_steps import require_model
     from asr_flywheel.flows.steps import train
+    from asr_flywheel.plugins.catalogue import check_sft_request
     from asr_flywheel.plugins.manager import Plugins
 
     require_model(args.base)  # "file not found" for a missing .nemo, before asking backends what it is
     flags = overrides(args)
     cfg = config_from(args)
     backend = args.backend or cfg.cycle.backend or None
-    _, backend_name = Plugins().resolve_base(args.base, backend)
+    entry, backend_name = Plugins().resolve_base(args.base, backend)
+    check_sft_request(args.base, entry.decoder, args.method, entry)  # evaluate-only bases: the catalogue's reason
     # The file's [hyperparameters], then the flags; every unknown or invalid key is refused before any compute.
     hyperparameters = check_hyperparameters(cfg, backend_name, flags)
     result = train(

@@ -45,13 +45,66 @@ def test_duplicate_names_across_plugins_are_an_error_naming_both():
         Plugins(pm).base_models()
 
 
-def test_wrong_return_type_is_a_plugin_error():
+class GoodTranscriber:
+    name = "good"
+
+    def claims(self, model_ref):
+        return False
+
+    def load(self, model_ref):
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    "returned, why",
+    [
+        (["not a model"], "register_base_models() returned 'not a model', not a BaseModel"),
+        (entry("acme/bare"), "register_base_models() returned a BaseModel, not a list of BaseModel"),
+    ],
+)
+def test_a_wrong_hook_return_names_the_plugin_and_isolates_it(returned, why):
+    class Broken:
+        @hookimpl
+        def register_base_models(self):
+            return returned
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(Broken(), name="broken")
+    pm.register(ThirdParty(), name="acme")
+    plugins = Plugins(pm)
+    assert list(plugins.base_models()) == ["acme/asr-1b"]  # nothing of the broken plugin is used
+    assert [str(b) for b in plugins.broken()] == [f"broken (hook register_base_models): PluginError: {why}"]
+    with pytest.raises(InputError, match="failed to load: broken"):
+        plugins.trainer("acme")
+
+
+def test_a_transcriber_class_instead_of_an_instance_is_named_not_called():
+    class ClassNotInstance:
+        @hookimpl
+        def register_transcribers(self):
+            return [GoodTranscriber]
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(ClassNotInstance(), name="sphinxish")
+    plugins = Plugins(pm)
+    assert plugins.transcribers() == {}
+    (broken,) = plugins.broken()
+    assert broken.name == "sphinxish"
+    assert "returned the class GoodTranscriber; return an instance (GoodTranscriber())" in broken.error
+
+
+def test_without_the_flywheel_manager_a_wrong_return_still_raises_naming_the_plugin():
+    import pluggy
+
+    from asr_flywheel.plugins import hookspecs
+
     class Broken:
         @hookimpl
         def register_base_models(self):
             return ["not a model"]
 
-    pm = new_plugin_manager(load_entry_points=False)
+    pm = pluggy.PluginManager("asr_flywheel")
+    pm.add_hookspecs(hookspecs)
     pm.register(Broken(), name="broken")
     with pytest.raises(PluginError, match="plugin 'broken'"):
         Plugins(pm).base_models()
