@@ -257,7 +257,8 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "decision.grow_drop": (0, 1, False, True),
     "decision.overfit_rise": (0, None, False, False),
     "decision.plateau_drop": (0, 1, True, True),
-    "decision.max_control_wer_rise": (0, None, True, False),
+    # negative: the candidate's control WER must fall by at least that much (-1: to zero)
+    "decision.max_control_wer_rise": (-1, None, True, False),
     "stats.bootstrap_resamples": (100, None, True, False),
     "stats.confidence": (0, 1, False, False),
     "stats.seed": (0, None, True, False),

@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,24 @@ COMMITTING_STEP = "train"
 
 class CycleBusyError(FlywheelError):
     """Another process is writing this cycle directory."""
+
+
+class WorkspaceBusyError(InputError):
+    """Another cycle of this workspace is running, and this run was asked not to queue behind it (exit 2)."""
+
+
+@dataclass
+class Turn:
+    """A workspace's one-cycle-at-a-time lock, held from the claim until the candidate is registered (a candidate
+    waiting for a human's approval does not hold up the next cycle). `release` is idempotent."""
+
+    lock: FileLock
+    owner: Path
+
+    def release(self) -> None:
+        if self.lock.is_locked:
+            self.owner.unlink(missing_ok=True)
+            self.lock.release()
 
 
 def now() -> str:
@@ -279,6 +297,26 @@ class Workspace:
         stamp = f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else "name"
         key = hashlib.sha256(f"{p.resolve() if p.exists() else model}|{stamp}|{control_version}".encode())
         return self.root / "control" / key.hexdigest()[:20]
+
+    def take_turn(self, holder: str, *, wait: bool, report: Callable[[str], None], every_s: float = 30.0) -> Turn:
+        """One cycle at a time per workspace, whatever started it (event, schedule, manual run, CLI). With `wait`
+        a later run queues, saying every `every_s` who it waits for; without, it is refused naming the holder. The
+        lock is a file lock: a holder that dies releases it with its process."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        owner = self.root / ".cycle-turn.owner"
+        lock = FileLock(self.root / ".cycle-turn.lock", timeout=every_s if wait else 0, thread_local=False)
+        while True:
+            try:
+                lock.acquire()
+                break
+            except Timeout:
+                who = owner.read_text().strip() if owner.exists() else "a holder that has not said who it is yet"
+                busy = f"workspace {self.root} runs one cycle at a time, and another is running: {who}"
+                if not wait:
+                    raise WorkspaceBusyError(f"{busy}; rerun when it finishes, or pass --wait to queue") from None
+                report(f"queued: {busy}")
+        owner.write_text(holder + "\n")
+        return Turn(lock, owner)
 
     def claim_version(self, version: str, manifest: str, *, again: bool = False, **info) -> Claim:
         """Claim `version` for exactly one cycle (an exclusive lock serialises concurrent claimers).

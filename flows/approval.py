@@ -99,7 +99,8 @@ def deploy(run: CycleRun, trained: TrainRecord) -> DeployRecord:
             offline_hyps=str(run.cycle.after_dir / OFFLINE_HYPS),
         ),
     )
-    artifacts.publish_deploy(run.cycle.number, deployed)
+    artifacts.publish_deploy(run.the_label, deployed)
+    run.seen["deploy"] = deployed
     return deployed
 
 

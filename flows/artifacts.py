@@ -1,16 +1,19 @@
 """What a cycle shows in the Prefect UI: artifacts under one key scheme, the run's name, tags and outcome.
 
-Keys are `cycle-<N>-<what>`: `cycle-7-baseline-leaderboard`, `cycle-7-heldout-leaderboard`, `cycle-7-comparison`,
-`cycle-7-gate`, `cycle-7-decision`, `cycle-7-chart`, `cycle-7-outcome` (and `-table` variants), `cycle-7-control`
-(+ `-table`) when a control set is configured, `cycle-7-deploy` and `cycle-7-parity` (+ `-mismatches`) when
-deploying. One key belongs to one cycle, so the Artifacts page lists the flywheel's history cycle by cycle; a
-resumed run of a cycle adds a new version of that cycle's keys, never another cycle's. Every artifact here is
+Runs are named `<flywheel>-cycle-<N>` and keys are `<flywheel>-cycle-<N>-<what>`, where `<flywheel>` is
+`[cycle] name` (default: the workspace folder's name), so many flywheels can share one Prefect server:
+`cardiology-cycle-7-baseline-leaderboard`, `-heldout-leaderboard`, `-comparison`, `-gate`, `-decision`, `-chart`,
+`-outcome` (and `-table` variants), `-control` (+ `-table`) when a control set is configured, `-deploy` and
+`-parity` (+ `-mismatches`) when deploying. One key belongs to one cycle of one flywheel, so the Artifacts page
+lists each flywheel's history cycle by cycle; a resumed run of a cycle adds a new version of that cycle's keys,
+never another cycle's. Every artifact here is
 created in the flow's context (flow-level: shown on the run page), not inside a task.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,28 +26,51 @@ if TYPE_CHECKING:
 BASELINE, HELDOUT = "baseline", "heldout"
 
 
-def artifact_key(cycle: int, *parts: str) -> str:
-    """`cycle-<N>-<parts>`; Prefect artifact keys allow only lowercase letters, digits and dashes."""
-    raw = "-".join(["cycle", str(cycle), *parts]).lower()
-    return "".join(c if c.isascii() and c.isalnum() else "-" for c in raw).strip("-")
+def _slug(raw: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, digits and dashes."""
+    text = "".join(c if c.isascii() and c.isalnum() else "-" for c in raw.lower())
+    return "-".join(part for part in text.split("-") if part)
 
 
-def run_name(cycle: int, *, duplicate: bool = False) -> str:
-    return f"cycle-{cycle}-already-cycled" if duplicate else f"cycle-{cycle}"
+@dataclass(frozen=True)
+class CycleLabel:
+    """How one cycle of one flywheel is named on a (possibly shared) Prefect server."""
+
+    flywheel: str
+    number: int
+
+    @classmethod
+    def of(cls, configured_name: str, workspace: Path, number: int) -> CycleLabel:
+        return cls(flywheel_name(configured_name, workspace), number)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.flywheel}-cycle-{self.number}"
+
+    def key(self, *parts: str) -> str:
+        return _slug("-".join([self.run_name, *parts]))
+
+    def tags(self) -> list[str]:
+        return [self.run_name, f"flywheel-{self.flywheel}"]
 
 
-def publish_score(cycle: int, which: str, rec: ScoreRecord) -> None:
+def flywheel_name(configured: str, workspace: Path) -> str:
+    """`[cycle] name`, else the workspace folder's name, as a key-safe slug."""
+    return _slug(configured or Path(workspace).name) or "flywheel"
+
+
+def publish_score(label: CycleLabel, which: str, rec: ScoreRecord) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    label = "baseline, all rows" if which == BASELINE else "re-score of the fine-tuned model, held-out rows"
+    scope = "baseline, all rows" if which == BASELINE else "re-score of the fine-tuned model, held-out rows"
     create_markdown_artifact(
-        key=artifact_key(cycle, which, "leaderboard"),
+        key=label.key(which, "leaderboard"),
         markdown=rec.leaderboard_markdown,
-        description=f"Cycle {cycle} leaderboard ({label}), model {rec.model}",
+        description=f"Cycle {label.number} leaderboard ({scope}), model {rec.model}",
     )
     create_table_artifact(
-        key=artifact_key(cycle, which, "ker-by-category"),
-        description=f"Cycle {cycle} KER by entity category ({label})",
+        key=label.key(which, "ker-by-category"),
+        description=f"Cycle {label.number} KER by entity category ({scope})",
         table=[
             {
                 "category": c,
@@ -58,18 +84,18 @@ def publish_score(cycle: int, which: str, rec: ScoreRecord) -> None:
     )
     if rec.comparison_markdown:
         create_markdown_artifact(
-            key=artifact_key(cycle, "comparison"),
+            key=label.key("comparison"),
             markdown=rec.comparison_markdown,
-            description=f"Cycle {cycle}: base vs fine-tuned model on held-out rows",
+            description=f"Cycle {label.number}: base vs fine-tuned model on held-out rows",
         )
 
 
-def publish_gate(cycle: int, rec: GateRecord) -> None:
+def publish_gate(label: CycleLabel, rec: GateRecord) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(key=artifact_key(cycle, "gate"), markdown=rec.markdown, description=f"Gate: {rec.outcome}")
+    create_markdown_artifact(key=label.key("gate"), markdown=rec.markdown, description=f"Gate: {rec.outcome}")
     create_table_artifact(
-        key=artifact_key(cycle, "gate", "table"),
+        key=label.key("gate", "table"),
         table=[
             {
                 "outcome": rec.outcome,
@@ -84,14 +110,12 @@ def publish_gate(cycle: int, rec: GateRecord) -> None:
     )
 
 
-def publish_decision(cycle: int, rec: DecisionRecord) -> None:
+def publish_decision(label: CycleLabel, rec: DecisionRecord) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(
-        key=artifact_key(cycle, "decision"), markdown=rec.markdown, description=f"Decision: {rec.decision}"
-    )
+    create_markdown_artifact(key=label.key("decision"), markdown=rec.markdown, description=f"Decision: {rec.decision}")
     create_table_artifact(
-        key=artifact_key(cycle, "decision", "table"),
+        key=label.key("decision", "table"),
         table=[
             {
                 "category": r["category"],
@@ -105,18 +129,18 @@ def publish_decision(cycle: int, rec: DecisionRecord) -> None:
     )
 
 
-def publish_control(cycle: int, check: ControlCheck, before: ScoreRecord, after: ScoreRecord) -> None:
+def publish_control(label: CycleLabel, check: ControlCheck, before: ScoreRecord, after: ScoreRecord) -> None:
     """The control-set guard: WER of the starting model and the candidate, and whether the rise is allowed."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_markdown_artifact(
-        key=artifact_key(cycle, "control"),
-        markdown=f"# Cycle {cycle}: control set (general English)\n\n{check.sentence()}.\n\n"
+        key=label.key("control"),
+        markdown=f"# Cycle {label.number}: control set (general English)\n\n{check.sentence()}.\n\n"
         f"- before: `{before.model}` ({before.leaderboard})\n- after: `{after.model}` ({after.leaderboard})\n",
-        description=f"Cycle {cycle} control guard: {'REGRESSED' if check.regressed else 'within the guard'}",
+        description=f"Cycle {label.number} control guard: {'REGRESSED' if check.regressed else 'within the guard'}",
     )
     create_table_artifact(
-        key=artifact_key(cycle, "control", "table"),
+        key=label.key("control", "table"),
         table=[
             {"model": rec.model, "wer": round(rec.wer, 4), "cer": round(rec.cer, 4), "n": rec.n}
             for rec in (before, after)
@@ -125,25 +149,25 @@ def publish_control(cycle: int, check: ControlCheck, before: ScoreRecord, after:
     )
 
 
-def publish_deploy(cycle: int, rec: DeployRecord) -> None:
+def publish_deploy(label: CycleLabel, rec: DeployRecord) -> None:
     """The deploy record, and the served-parity table (offline vs served, per metric and per differing row)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     verdict = "OK" if rec.ok else f"FAILED at {rec.failed}"
     lines = [
-        f"# Cycle {cycle} deploy: {verdict}",
+        f"# Cycle {label.number} deploy: {verdict}",
         "",
         f"- deployer: `{rec.deployer}`",
         f"- version: {rec.version or '-'}; endpoint: `{rec.endpoint or '-'}`; served: {rec.served}",
         f"- rolled back to: {rec.rolled_back_to or '-'}",
         f"- {rec.reason}",
     ]
-    create_markdown_artifact(key=artifact_key(cycle, "deploy"), markdown="\n".join(lines) + "\n", description=verdict)
+    create_markdown_artifact(key=label.key("deploy"), markdown="\n".join(lines) + "\n", description=verdict)
     if rec.parity is None:
         return
     p = rec.parity
     create_table_artifact(
-        key=artifact_key(cycle, "parity"),
+        key=label.key("parity"),
         table=[
             {"metric": k, "offline": p["offline_metrics"][k], "served": p["served_metrics"][k]}
             for k in p["offline_metrics"]
@@ -152,7 +176,7 @@ def publish_deploy(cycle: int, rec: DeployRecord) -> None:
     )
     if p["mismatches"]:
         create_table_artifact(
-            key=artifact_key(cycle, "parity", "mismatches"),
+            key=label.key("parity", "mismatches"),
             table=[dict(m) for m in p["mismatches"]],
             description="Held-out rows the endpoint transcribed differently from the offline model",
         )
@@ -164,26 +188,52 @@ def chart_markdown(png: Path, title: str) -> str:
     return f"# {title}\n\n![{title}](data:image/png;base64,{data})\n\nFile: `{png}`\n"
 
 
-def publish_chart(cycle: int, png: Path) -> None:
+def publish_chart(label: CycleLabel, png: Path) -> None:
     from prefect.artifacts import create_markdown_artifact
 
-    title = f"KER per entity category across cycles (up to cycle {cycle})"
-    create_markdown_artifact(key=artifact_key(cycle, "chart"), markdown=chart_markdown(png, title), description=title)
+    title = f"KER per entity category across cycles (up to cycle {label.number})"
+    create_markdown_artifact(key=label.key("chart"), markdown=chart_markdown(png, title), description=title)
 
 
-def publish_outcome(outcome: CycleOutcome, *, run_id: str | None) -> None:
-    """The outcome on the run page: a flow-level artifact, a tag, and (by the caller) the final state's message."""
+def publish_outcome(
+    label: CycleLabel, outcome: CycleOutcome, *, run_id: str | None, details: list[str] | None = None
+) -> None:
+    """The outcome on the run page: a flow-level artifact with the reason and the numbers that decided it (gate
+    reason, or targeted KER before → after with its CI, control guard, deploy), tags, and (by the caller) the
+    final state's message."""
     from prefect.artifacts import create_markdown_artifact
 
     if outcome.status != "duplicate":  # a no-op run adds nothing to the cycle's keys (its name and tag say it)
+        lines = [f"# Cycle {outcome.cycle}: **{outcome.outcome}**", "", outcome.summary(), ""]
+        lines += [f"- {d}" for d in details or []]
         create_markdown_artifact(
-            key=artifact_key(outcome.cycle, "outcome"),
-            markdown=f"# Cycle {outcome.cycle}: **{outcome.outcome}**\n\n{outcome.summary()}\n",
-            description=outcome.summary(),
+            key=label.key("outcome"), markdown="\n".join(lines).rstrip() + "\n", description=outcome.summary()
         )
     if run_id:
         tag = "duplicate" if outcome.status == "duplicate" else f"outcome-{(outcome.outcome or 'none').lower()}"
-        label_run(run_id, tags=[f"cycle-{outcome.cycle}", tag])
+        label_run(run_id, tags=[*label.tags(), tag])
+
+
+def say_waiting(run_id: str, message: str) -> None:
+    """A waiting run is never silent: the line goes to the run's log and becomes its state message (shown in the
+    runs list), so the UI says what it waits for."""
+    from prefect import get_run_logger
+
+    get_run_logger().warning(message)
+    set_state_message(run_id, message)
+
+
+def set_state_message(run_id: str, message: str) -> None:
+    import contextlib
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    if not run_id:
+        return
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Running(message=message), force=True)
 
 
 def label_run(run_id: str, *, name: str | None = None, tags: list[str] | None = None) -> None:

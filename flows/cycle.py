@@ -27,17 +27,28 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as prefect_run
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
 from asr_flywheel.control import ControlCheck
-from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, Workspace, deploy_target, version_to_cycle
-from asr_flywheel.errors import FlywheelError, InputError
+from asr_flywheel.cycle import (
+    CycleDir,
+    ManifestRef,
+    StartingPoint,
+    Turn,
+    Workspace,
+    WorkspaceBusyError,
+    deploy_target,
+    version_to_cycle,
+)
+from asr_flywheel.errors import InputError
 from asr_flywheel.flows import artifacts, tasks
 from asr_flywheel.flows.approval import settle
 from asr_flywheel.flows.records import (
@@ -63,7 +74,21 @@ SCOPE_CONTROL = "control set (general English)"
 CONTROL_RECORD = "score_record.json"
 
 
-@flow(name="flywheel-cycle", log_prints=True, task_runner=task_runner_from_env())
+def run_label() -> str:
+    """The run's name from its first moment (before anything can fail): `<flywheel>-cycle`, renamed
+    `<flywheel>-cycle-N` once the cycle number is claimed."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    try:
+        cfg = load_config(params.get("config_path"))
+        name = artifacts.flywheel_name(cfg.cycle.name, Path(params.get("workspace") or cfg.workspace).resolve())
+    except Exception:  # a bad config is reported by the flow itself, under this fallback name
+        name = "flywheel"
+    return f"{name}-cycle"
+
+
+@flow(name="flywheel-cycle", flow_run_name=run_label, log_prints=True, task_runner=task_runner_from_env())
 def flywheel_cycle(
     manifest: str | None = None,
     base_model: str | None = None,
@@ -76,14 +101,17 @@ def flywheel_cycle(
     force_finetune_reason: str | None = None,
     deploy_model: bool | None = None,
     recycle: bool = False,
+    queue: bool = True,
 ):
     """One cycle of the flywheel on `manifest`. `rows`, `added_rows` and `content_hash` come from the growth event:
     the announced version (the first `rows` rows, hash-checked) is cycled even if the file has grown since.
-    `recycle` (a forced publication) cycles a version again even though a cycle of it completed."""
+    `recycle` (a forced publication) cycles a version again even though a cycle of it completed. A workspace runs
+    one cycle at a time: with `queue` (deployments) a later run waits, saying for whom; without (`flywheel cycle`
+    without --wait) it ends Cancelled, naming the running one."""
     cfg = load_config(config_path)
     manifest = manifest or cfg.cycle.manifest
     if not manifest:
-        raise FlywheelError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
+        raise InputError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
     deployer = deploy_target(cfg.cycle.deployer, deploy_model)
     ws = Workspace(workspace or cfg.workspace)
     load_secret_blocks()
@@ -91,34 +119,53 @@ def flywheel_cycle(
     control = tasks.validate(manifest=cfg.cycle.control_manifest, cfg=cfg) if cfg.cycle.control_manifest else None
     proposed = checked_start(cfg, ws, base_model or cfg.cycle.base_model, backend or cfg.cycle.backend or None)
     run_id = str(prefect_run.id)
-    claim = ws.claim_version(ref.version, ref.path, again=recycle, rows=ref.rows, flow_run_id=run_id)
-    cycle = claim.cycle
-    if claim.status == "done":
-        get_run_logger().info(
-            "manifest version %s… was already cycled (cycle %s): nothing to do", ref.version[:12], cycle.number
-        )
-        artifacts.label_run(run_id, name=artifacts.run_name(cycle.number, duplicate=True))
-        return finish(CycleOutcome("duplicate", cycle.number, cycle.read_record().get("outcome")), run_id)
-    artifacts.label_run(run_id, name=artifacts.run_name(cycle.number))
-    run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason, control)
-    with cycle.lock():
-        try:
-            run.begin(proposed, event_rows=rows, event_added_rows=added_rows, flow_run_id=run_id)
-            outcome = run_cycle(run)
-            cycle.update_record(
-                status="complete",
-                outcome=outcome.outcome,
-                review=outcome.review,
-                deploy=outcome.deploy,
-                champion_changed=outcome.champion_changed,
-                note=outcome.note,
+    try:
+        turn = ws.take_turn(holder_line(run_id), wait=queue, report=lambda m: artifacts.say_waiting(run_id, m))
+    except WorkspaceBusyError as exc:
+        get_run_logger().warning(str(exc))
+        return Cancelled(message=str(exc))
+    try:
+        claim = ws.claim_version(ref.version, ref.path, again=recycle, rows=ref.rows, flow_run_id=run_id)
+        cycle = claim.cycle
+        label = artifacts.CycleLabel.of(cfg.cycle.name, ws.root, cycle.number)
+        if claim.status == "done":
+            get_run_logger().info(
+                "manifest version %s… was already cycled (cycle %s): nothing to do", ref.version[:12], cycle.number
             )
-        except BaseException as exc:
-            record_failure(cycle, exc)
-            raise
-        finally:
-            release_models()
-    return finish(outcome, run_id)
+            artifacts.label_run(run_id, name=f"{label.run_name}-already-cycled")
+            return finish(label, CycleOutcome("duplicate", cycle.number, cycle.read_record().get("outcome")), run_id)
+        artifacts.label_run(run_id, name=label.run_name, tags=["recycled"] if recycle else None)
+        run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason, control, label=label, turn=turn)
+        with cycle.lock():
+            try:
+                run.begin(proposed, event_rows=rows, event_added_rows=added_rows, flow_run_id=run_id)
+                outcome = run_cycle(run)
+                cycle.update_record(
+                    status="complete",
+                    outcome=outcome.outcome,
+                    review=outcome.review,
+                    deploy=outcome.deploy,
+                    champion_changed=outcome.champion_changed,
+                    note=outcome.note,
+                )
+            except BaseException as exc:
+                record_failure(cycle, exc)
+                raise
+            finally:
+                release_models()
+    finally:
+        turn.release()
+    return finish(label, outcome, run_id, details=outcome_details(run))
+
+
+def holder_line(run_id: str) -> str:
+    """Who holds a workspace's turn, for the runs queued behind it."""
+    import socket
+
+    from asr_flywheel.cycle import now
+
+    name = prefect_run.name or "?"
+    return f"flow run {name} ({run_id}), pid {os.getpid()} on {socket.gethostname()}, since {now()}"
 
 
 def preflight(
@@ -169,9 +216,9 @@ def training_backend(start: StartingPoint, plugins: Plugins | None = None) -> st
 
 def run_cycle(run: CycleRun) -> CycleOutcome:
     """The steps of a claimed cycle, in order; each is skipped if an earlier run of this cycle finished it."""
-    n, c, cfg, start = run.cycle.number, run.cycle, run.cfg, run.start
+    n, c, cfg, start, label = run.cycle.number, run.cycle, run.cfg, run.start, run.the_label
     baseline = run.step("baseline", ScoreRecord, lambda: run.score(start.model, run.ref, c.baseline_dir, n, SCOPE_ALL))
-    artifacts.publish_score(n, artifacts.BASELINE, baseline)
+    artifacts.publish_score(label, artifacts.BASELINE, baseline)
     verdict = run.step(
         "gate",
         GateRecord,
@@ -183,7 +230,8 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             force_reason=run.force_reason,
         ),
     )
-    artifacts.publish_gate(n, verdict)
+    artifacts.publish_gate(label, verdict)
+    run.seen["gate"] = verdict
     if not verdict.proceed:
         get_run_logger().info("gate: %s. %s", verdict.outcome, verdict.reason)
         return CycleOutcome("stopped-at-gate", n, verdict.outcome)
@@ -206,7 +254,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             control=control,
         ),
     )
-    artifacts.publish_score(n, artifacts.HELDOUT, rescored)
+    artifacts.publish_score(label, artifacts.HELDOUT, rescored)
     decision = run.step(
         "decide",
         DecisionRecord,
@@ -219,7 +267,8 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             control=control,
         ),
     )
-    artifacts.publish_decision(n, decision)
+    artifacts.publish_decision(label, decision)
+    run.seen["decision"] = decision
     run.chart()
     registered = run.step(
         "register",
@@ -233,6 +282,8 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             decision=decision,
         ),
     )
+    if run.turn is not None:  # a candidate waiting for approval must not hold up the next cycle
+        run.turn.release()
     return settle(run, trained, decision, registered)
 
 
@@ -248,7 +299,16 @@ class CycleRun:
     force_reason: str | None
     #: The control manifest's version (validated with the cycle's inputs, before any compute), if configured.
     control_ref: ManifestRef | None = None
+    label: artifacts.CycleLabel | None = None
+    #: The workspace's one-cycle-at-a-time lock, released once the candidate is registered.
+    turn: Turn | None = None
     start: StartingPoint = field(init=False)
+    #: The records the outcome artifact quotes (gate, decision, control, deploy), as the steps produce them.
+    seen: dict = field(default_factory=dict)
+
+    @property
+    def the_label(self) -> artifacts.CycleLabel:
+        return self.label or artifacts.CycleLabel.of(self.cfg.cycle.name, self.ws.root, self.cycle.number)
 
     def begin(self, proposed: StartingPoint, **event) -> None:
         require_model(proposed.model)  # a typo in --base is reported before anything is recorded
@@ -310,7 +370,8 @@ class CycleRun:
         after = self.step("control_after", ScoreRecord, lambda: self.control_score(trained.model, ref, n + 1))
         check = control_check(load_metrics(before.metrics), load_metrics(after.metrics), self.cfg.decision)
         self.cycle.update_record(control=check.to_dict())
-        artifacts.publish_control(n, check, before, after)
+        artifacts.publish_control(self.the_label, check, before, after)
+        self.seen["control"] = check
         return check
 
     def control_score(self, model: str, ref: ManifestRef, number: int) -> ScoreRecord:
@@ -331,7 +392,7 @@ class CycleRun:
         """KER per category across cycles, as a PNG in the workspace and an artifact on the run page."""
         png = update_chart(self.ws, self.cycle.number)
         if png is not None:
-            artifacts.publish_chart(self.cycle.number, png)
+            artifacts.publish_chart(self.the_label, png)
 
 
 def record_failure(cycle: CycleDir, exc: BaseException) -> None:
@@ -340,7 +401,13 @@ def record_failure(cycle: CycleDir, exc: BaseException) -> None:
     from asr_flywheel.cycle import now
     from asr_flywheel.secrets import redact
 
-    reason = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(exc).__name__)
+    signum = getattr(exc, "signum", None) or getattr(exc, "signal", None)  # Interrupted, Prefect's TerminationSignal
+    if isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGINT
+    if isinstance(signum, int):
+        reason = f"interrupted by {signal.Signals(signum).name}"
+    else:
+        reason = redact(f"{type(exc).__name__}: {exc}".strip().splitlines()[0] if str(exc) else type(exc).__name__)
     with contextlib.suppress(Exception):  # a full disk must not hide the original error
         record = cycle.read_record()
         cycle.update_record(
@@ -352,9 +419,39 @@ def record_failure(cycle: CycleDir, exc: BaseException) -> None:
         )
 
 
-def finish(outcome: CycleOutcome, run_id: str):
-    """The outcome on the run page (artifact, tag, state message); the caller gets the `CycleOutcome`."""
-    artifacts.publish_outcome(outcome, run_id=run_id)
+def outcome_details(run: CycleRun) -> list[str]:
+    """The reason and the numbers behind an outcome, for its artifact: the gate's reason, or the targeted KER
+    before → after with its CI and the decision's reason, the control guard, and the deploy."""
+    lines = []
+    gate: GateRecord | None = run.seen.get("gate")
+    decision: DecisionRecord | None = run.seen.get("decision")
+    if gate is not None:
+        lines.append(f"Gate {gate.outcome}: {gate.reason}")
+    if decision is not None:
+        from asr_flywheel.decision import DecisionResult
+
+        result = DecisionResult.from_dict(fio.read_json(decision.decision_json))
+        ci = "" if result.ci_low is None else f", 95% CI of the change {result.ci_low:+.3f} to {result.ci_high:+.3f}"
+        lines.append(f"Decision {decision.decision}: {decision.reason}")
+        lines.append(
+            f"Targeted KER ({', '.join(result.targets)}): {result.ker_before:.3f} → {result.ker_after:.3f} "
+            f"(n={result.n_targeted}{ci})"
+        )
+        unseen = (result.unseen or {}).get("all")
+        if unseen:
+            lines.append(f"Unseen terms: KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} (n={unseen['n']})")
+    check: ControlCheck | None = run.seen.get("control")
+    if check is not None:
+        lines.append(f"Control set: {check.sentence()}")
+    deployed = run.seen.get("deploy")
+    if deployed is not None:
+        lines.append(f"Deploy: {deployed.reason}")
+    return lines
+
+
+def finish(label: artifacts.CycleLabel, outcome: CycleOutcome, run_id: str, details: list[str] | None = None):
+    """The outcome on the run page (artifact, tags, state message); the caller gets the `CycleOutcome`."""
+    artifacts.publish_outcome(label, outcome, run_id=run_id, details=details)
     get_run_logger().info(outcome.summary())
     return Completed(message=outcome.summary(), data=outcome)
 

@@ -167,8 +167,11 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
         "train.replay_manifest": str(general.replay),
     }
     endpoint = None
+    started = None
     if profile.deploy:
+        already = _local_server().serve_status(ws.root / "triton")
         info = start_triton(ws)
+        started = None if already else info
         endpoint = f"grpc://{info.grpc_url} (HTTP: {info.http_url})"
         # gRPC: tritonclient's HTTP client (gevent) fails when a pooled client changes threads during parity.
         settings |= {
@@ -181,15 +184,20 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     cfg = load_config(cfg_path)
     manifest = ws.root / "data" / "clinical" / "manifest.jsonl"
     reports = []
-    for n, terms in enumerate((profile.terms, profile.new_terms), 1):
-        print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
-        build_clinical(manifest, terms, profile, cfg)
-        if n > 1 and profile.later_hyperparameters:
-            cfg_path = write_config(ws, profile, settings, cycle=n)
-        print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
-        outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
-        reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
-        print_cycle(reports[-1])
+    try:
+        for n, terms in enumerate((profile.terms, profile.new_terms), 1):
+            print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
+            build_clinical(manifest, terms, profile, cfg)
+            if n > 1 and profile.later_hyperparameters:
+                cfg_path = write_config(ws, profile, settings, cycle=n)
+            print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
+            outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
+            reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
+            print_cycle(reports[-1])
+    except BaseException:  # a signal or a failure: stop what this demo started, and say so
+        if started is not None and _local_server().serve_stop(ws.root / "triton"):
+            print(f"stopped the tritonserver this demo started (pid {started.pid})", flush=True)
+        raise
     summary = DemoSummary(base, tuple(reports))
     print_numbers(summary)
     if profile.deploy and not profile.keep_server:

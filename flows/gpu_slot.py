@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
+from asr_flywheel.flows.artifacts import set_state_message
+
 #: Module Prefect's server uses to keep concurrency leases; on disk they survive a server restart.
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 #: Seconds between flow-run heartbeats (Prefect's own events, read by the zombie automation and `holder_alive`).
@@ -247,13 +249,6 @@ def _check_holder(name: str, lease_s: float, seen: _Waiting, log: Callable[[str]
     return f"waiting for GPU slot {name}: held by {state.holder.describe()} ({why}); {release_hint(name)}"
 
 
-def _set_state_message(flow_run_id: str, message: str) -> None:
-    from prefect.states import Running
-
-    with contextlib.suppress(Exception), _client() as client:
-        client.set_flow_run_state(UUID(flow_run_id), Running(message=message), force=True)
-
-
 def _acquire(name: str, lease_s: float, flow_run_id: str) -> str | None:
     """One attempt: the lease id, or None when the slot is full."""
     from prefect.client.schemas.objects import ConcurrencyLeaseHolder
@@ -292,7 +287,7 @@ def hold(
         if message is not None:
             log(message)
             if flow_run_id:
-                _set_state_message(flow_run_id, message)
+                set_state_message(flow_run_id, message)
             deadline = time.monotonic() + report_every_s
             while lease_id is None and time.monotonic() < deadline:
                 time.sleep(min(2.0, report_every_s))
@@ -308,15 +303,30 @@ def hold(
         _write_holder(holder, name)
         renewer.start()
         if flow_run_id:
-            _set_state_message(flow_run_id, f"training on GPU slot {name}")
+            set_state_message(flow_run_id, f"training on GPU slot {name}")
         yield holder
     finally:
         stop.set()
-        with contextlib.suppress(Exception), _client() as client:
-            client.release_concurrency_slots_with_lease(UUID(lease_id))
-        with contextlib.suppress(Exception):
-            if (current := read_holder(name)) is not None and current.lease_id == lease_id:
-                _write_holder(None, name)
+        if api_reachable():  # a dead server (killed with this run's process group) is not retried for minutes
+            with contextlib.suppress(Exception), _client() as client:
+                client.release_concurrency_slots_with_lease(UUID(lease_id))
+            with contextlib.suppress(Exception):
+                if (current := read_holder(name)) is not None and current.lease_id == lease_id:
+                    _write_holder(None, name)
+
+
+def api_reachable(timeout_s: float = 2.0) -> bool:
+    """Whether the Prefect API answers its health check right now (one quick try, no retries)."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        return False
+    try:
+        return httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _renew(lease_id: str, lease_s: float, stop: threading.Event, log: Callable[[str], None]) -> None:

@@ -161,7 +161,42 @@ def stop(home: str | Path) -> bool:
         return False
     stop_process_group(server.pid)
     (server.home / "server.pid").unlink(missing_ok=True)
+    (server.home / TEMPORARY_MARK).unlink(missing_ok=True)
     return True
+
+
+#: Marks a server that a CLI command started for itself (not `flywheel server up`): the command stops it when it
+#: ends, and a later command adopts (and stops) one left behind by a process killed with SIGKILL.
+TEMPORARY_MARK = "server.temporary"
+_TEMPORARY: list[Path] = []
+
+
+def temporary(home: str | Path) -> LocalServer:
+    """The server a CLI command runs its flows against when no `PREFECT_API_URL` is set: the workspace's own
+    `flywheel server up` server when one runs, else one started for this command on the same home (database,
+    leases, logs), in its own session so that a Ctrl-C or `timeout` sent to the command's process group does not
+    kill the server the command still needs to record what happened. `stop_temporary` (called when the command
+    ends, however it ends) stops it; a `flywheel server up` server is never stopped by a command."""
+    home = Path(home).resolve()
+    current = running(home)
+    if current is not None:
+        if (home / TEMPORARY_MARK).exists() and home not in _TEMPORARY:
+            _TEMPORARY.append(home)  # left by a killed command: adopt it, and stop it when this one ends
+        return current
+    server = start(home)  # imports no Prefect module: the caller sets PREFECT_API_URL before Prefect reads it
+    (home / TEMPORARY_MARK).write_text(f"{os.getpid()}\n")
+    _TEMPORARY.append(home)
+    return server
+
+
+def stop_temporary() -> list[Path]:
+    """Stop the temporary servers this process started or adopted."""
+    stopped = []
+    while _TEMPORARY:
+        home = _TEMPORARY.pop()
+        if (home / TEMPORARY_MARK).exists() and stop(home):
+            stopped.append(home)
+    return stopped
 
 
 def worker_pids(home: str | Path) -> list[int]:

@@ -21,7 +21,7 @@ import traceback
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.cli import building, cycle, manifests, models, recipes, scoring, server, serving
 from asr_flywheel.flows.cli._common import print_problems
-from asr_flywheel.flows.cli._signals import Interrupted, interrupts_raise, signal_of
+from asr_flywheel.flows.cli._signals import Interrupted, interrupts_raise, signal_of, stop_temporary_prefect_server
 from asr_flywheel.secrets import redact
 
 #: Verb groups, in the order `flywheel --help` lists them.
@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     failure: BaseException | None = None
-    with interrupts_raise() as received:
+    with interrupts_raise(hard_exit=argv is None, verb=args.command) as received:
         try:
             code = int(args.func(args) or 0)
         except BaseException as exc:
             code, failure = 1, exc
+    stop_temporary_prefect_server()  # the server this command started for itself, however the verb ended
     signum = received.signum or (signal_of(failure) if failure else None)
     if signum:  # a signal arrived: never report success, whatever the interrupted code made of it
         return _interrupted(Interrupted(signum), args.command, hard_exit=argv is None)
@@ -90,6 +91,7 @@ def _exit_now_if_threads(code: int) -> None:
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.stdout.flush()
         sys.stderr.flush()
+        stop_temporary_prefect_server()  # os._exit skips the atexit hook that would
         os._exit(code)
 
 

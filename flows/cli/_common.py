@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -74,8 +73,9 @@ def prefect_env_defaults(workspace: str | os.PathLike | None = None, *, home: st
     disk and flow-run heartbeats (so a dead GPU-slot holder is found, `flows.gpu_slot`).
 
     With a `workspace` and no `PREFECT_API_URL`, the workspace owns its Prefect state: its `flywheel server up`
-    server when one runs, else a temporary server on `<workspace>/prefect` (the database that server reads), so
-    `flywheel server up` afterwards lists these runs. An explicit `PREFECT_HOME` or `PREFECT_API_URL` wins."""
+    server when one runs, else a server started for this command on `<workspace>/prefect` (`server.temporary`;
+    stopped when the command ends), so `flywheel server up` afterwards lists these runs. An explicit
+    `PREFECT_HOME` or `PREFECT_API_URL` wins."""
     from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -87,14 +87,11 @@ def prefect_env_defaults(workspace: str | os.PathLike | None = None, *, home: st
 
         from asr_flywheel.flows import server
 
+        if "PREFECT_HOME" in os.environ:  # an explicit home is the user's: a temporary server of Prefect's own
+            return
         own = Path(home or Path(workspace or ".") / "prefect").expanduser().resolve()
-        current = server.running(own)
-        if current is not None:
-            os.environ["PREFECT_API_URL"] = current.api_url
-        elif "PREFECT_HOME" not in os.environ:
-            own.mkdir(parents=True, exist_ok=True)
-            os.environ["PREFECT_HOME"] = str(own)
-    # Stopping Prefect's temporary server cancels its SQLite connections mid-rollback, and SQLAlchemy's pool logs
-    # that as an ERROR with a traceback after the command has finished (PrefectHQ/prefect#16504). Only the pool's
-    # connection reset/close logging is silenced; a real database error still raises in the API call it breaks.
-    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
+        print(f"Prefect: using the server of {own} (starting one for this command if none runs) ...", file=sys.stderr)
+        current = server.temporary(own)
+        os.environ["PREFECT_HOME"] = str(own)
+        os.environ["PREFECT_API_URL"] = current.api_url
+        server.prepare(current.api_url)  # the GPU slot, the work pool and the zombie-run automation

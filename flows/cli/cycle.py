@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from asr_flywheel.cycle import require_writable_dir
+from asr_flywheel.cycle import WorkspaceBusyError, require_writable_dir
 from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
 
 
@@ -25,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="deploy a KEEP model with the configured deployer (default from config)",
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="queue behind a cycle of the same workspace that is running (default: refuse, naming it; exit 2)",
+    )
     p.set_defaults(func=cmd_cycle)
     p = sub.add_parser("demo", help="run the offline demo on the bundled clinical example")
     p.add_argument("--workspace", help="workspace directory (default from config: ./workspace)")
@@ -39,7 +44,7 @@ def cmd_cycle(args) -> int:
 
     preflight(args.manifest, cfg, args.workspace, args.base, args.backend or cfg.cycle.backend or None)
 
-    result = flywheel_cycle(
+    state = flywheel_cycle(
         manifest=args.manifest,
         base_model=args.base,
         backend=args.backend,
@@ -47,7 +52,12 @@ def cmd_cycle(args) -> int:
         config_path=args.config,
         force_finetune_reason=args.force_finetune,
         deploy_model=args.deploy,
+        queue=args.wait,
+        return_state=True,
     )
+    if state.is_cancelled():  # another cycle of this workspace runs: the run is Cancelled, never Failed
+        raise WorkspaceBusyError(state.message or "another cycle of this workspace is running")
+    result = state.result()  # raises what failed the flow run
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from helpers import subprocess_env, write_tiny_cycle_config
 
 FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
@@ -136,3 +138,46 @@ def test_a_signal_sets_the_exit_code_even_when_a_library_replaces_or_swallows_th
     assert main(["models"]) == 130
     assert "flywheel models: interrupted by SIGINT" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI's handlers are gone after the call
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_process_group_signal_during_training_ends_the_cycle_quickly_records_it_and_stops_its_server(
+    signum, nemo_tiny_models, tiny_dataset, tmp_path
+):
+    """What Ctrl-C in a terminal and `timeout` do: the signal reaches the whole process group. With no
+    PREFECT_API_URL the cycle runs against a server it started for itself on <workspace>/prefect, in its own session,
+    so the server outlives the signal long enough to record the crash; then the command stops it."""
+    ws, log = tmp_path / "ws", tmp_path / "cycle.log"
+    config = write_tiny_cycle_config(
+        tmp_path / "fw.toml", ws, nemo_tiny_models["ctc"], epochs=200, hyperparameters={"early_stopping_patience": 0}
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "FLYWHEEL_DEBUG"}
+    env.update(FLYWHEEL_CONFIG=str(config), PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [FLYWHEEL, "cycle", str(tiny_dataset)], env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        start_new_session=True,
+    )  # fmt: skip
+    model_dir = ws / "cycles" / "cycle-0001" / "model"
+    wait_until(lambda: list(model_dir.glob(".checkpoints/*/last.ckpt")), proc, log)
+    server_pid = int((ws / "prefect" / "server.pid").read_text().split()[0])
+    sent = time.monotonic()
+    os.killpg(proc.pid, signum)
+    rc = proc.wait(timeout=120)
+    took = time.monotonic() - sent
+    err = log.read_text(errors="replace")
+    assert rc == 128 + signum, err[-3000:]
+    assert took < 60, f"took {took:.0f} s to stop"  # bounded: minutes of retries against a dead server before
+    assert "Traceback" not in err and f"interrupted by {signal.Signals(signum).name}" in err
+    record = json.loads((ws / "cycles" / "cycle-0001" / "cycle.json").read_text())
+    assert record["status"] == "failed" and record["failed_steps"] == ["train"], record
+    assert f"interrupted by {signal.Signals(signum).name}" in record["reason"]
+    assert not running(server_pid)  # the server the command started is stopped with it
+    assert not (ws / "prefect" / "server.pid").exists()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a stopped child of an exited process may wait for a reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -4,8 +4,8 @@ and a candidate whose control WER rises beyond `[decision] max_control_wer_rise`
 
 The guard is made to trip deterministically through its threshold, never through a hard-coded metric:
 `max_control_wer_rise = -1` allows no control WER above zero (the candidate would have to transcribe the control
-set perfectly), which the tiny model cannot; the test checks the recorded numbers say exactly that. KEEP would
-otherwise be forced (`ALWAYS_KEEP`), so the guard alone stops the promotion.
+set perfectly), which the tiny model cannot; the test checks the recorded numbers say exactly that. KEEP is
+otherwise forced (`force_keep` replaces the KER rule), so the guard alone stops the promotion.
 """
 
 from __future__ import annotations
@@ -14,10 +14,16 @@ import json
 from pathlib import Path
 
 import pytest
-from cycle_runs import ALWAYS_KEEP, artifacts_of, run_cycle
+from cycle_runs import artifacts_of, force_keep, run_cycle
 
 from asr_flywheel.registry import Registry
 from helpers import write_manifest, write_tiny_cycle_config
+
+
+@pytest.fixture(autouse=True)
+def _keep(monkeypatch):
+    force_keep(monkeypatch)
+
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +49,7 @@ def test_a_candidate_whose_control_wer_rises_too_much_is_regressed_and_not_promo
         ws,
         nemo_tiny_models["ctc"],
         epochs=1,
-        decision={**ALWAYS_KEEP, "max_control_wer_rise": -1.0},
+        decision={"max_control_wer_rise": -1.0},
         cycle={"control_manifest": str(control_manifest)},
     )
     result, run_id = run_cycle(tiny_dataset, config)
@@ -67,7 +73,7 @@ def test_a_candidate_whose_control_wer_rises_too_much_is_regressed_and_not_promo
     board = (cycle / "after" / "leaderboard_cycle2.md").read_text()
     assert "ontrol set" in board and "REGRESSED" in board
     arts = artifacts_of(prefect_client, run_id)
-    assert "cycle-1-control" in arts and arts["cycle-1-control-table"].type == "table"
+    assert "workspace-cycle-1-control" in arts and arts["workspace-cycle-1-control-table"].type == "table"
     assert "outcome-regressed" in prefect_client.read_flow_run(run_id).tags
 
     # The next cycle (another manifest version) starts from the same model: its control score is reused, not redone.

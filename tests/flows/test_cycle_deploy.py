@@ -1,8 +1,8 @@
 """The end of a KEEP cycle with a deployer: register → approval → deploy → served parity → champion, against a real
 local Prefect server and a real tritonserver (nvidia-pytriton wheel, CPU) on loopback ports, with a tiny NeMo model.
 
-KEEP is forced through the decision thresholds (`ALWAYS_KEEP`: any change counts), because a tiny random model's
-KER moves by noise; what these tests prove is what happens after KEEP, not the KER drop.
+KEEP is forced by replacing the decision table's KER rule (`force_keep`), because a tiny random model's KER moves by
+noise; what these tests prove is what happens after KEEP, not the KER drop.
 """
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from cycle_runs import ALWAYS_KEEP, artifacts_of, cycle_with_review, run_cycle
+from cycle_runs import artifacts_of, cycle_with_review, force_keep, run_cycle
 
 from asr_flywheel.flows import steps
 from asr_flywheel.flows.deploying import deploy_events
 from asr_flywheel.registry import Registry
 from helpers import free_ports, write_manifest, write_tiny_cycle_config
+
+
+@pytest.fixture(autouse=True)
+def _keep(monkeypatch):
+    force_keep(monkeypatch)
+
 
 pytestmark = pytest.mark.slow  # real servers and a fine-tune per cycle
 
@@ -51,7 +57,6 @@ def test_keep_is_approved_deployed_parity_checked_and_only_then_champion(
         ws,
         nemo_tiny_models["ctc"],
         epochs=1,
-        decision=ALWAYS_KEEP,
         cycle={"require_approval": True, "deployer": "triton"},
         deploy={"repo": triton.repo, "url": triton.http_url, "model_name": "cycle-ok", "concurrency": 4},
     )
@@ -75,7 +80,7 @@ def test_keep_is_approved_deployed_parity_checked_and_only_then_champion(
     served = (ws / "cycles" / "cycle-0001" / "deploy" / "served" / "offline_hyps.jsonl").read_text().splitlines()
     assert [json.loads(x)["hyp"] for x in served] == offline
     arts = artifacts_of(prefect_client, run_id)
-    assert "cycle-1-deploy" in arts and arts["cycle-1-parity"].type == "table"
+    assert "workspace-cycle-1-deploy" in arts and arts["workspace-cycle-1-parity"].type == "table"
     assert "deploy: version" in prefect_client.read_flow_run(run_id).state.message
     assert deploy_events(ws / "registry")[-1]["ok"] is True
 
@@ -91,7 +96,6 @@ def test_a_failed_deploy_leaves_the_previous_champion_and_says_so(
         ws,
         nemo_tiny_models["ctc"],
         epochs=1,
-        decision=ALWAYS_KEEP,
         cycle={"deployer": "triton"},
         deploy={"repo": str(tmp_path / "repo"), "url": f"127.0.0.1:{free_ports(1)[0]}"},
     )
@@ -107,7 +111,10 @@ def test_a_failed_deploy_leaves_the_previous_champion_and_says_so(
     assert "DEPLOY_FAILED" in run.state.message and previous in run.state.message
     assert "outcome-deploy_failed" in run.tags
     arts = artifacts_of(prefect_client, run_id)
-    assert "FAILED at deploy" in arts["cycle-1-deploy"].data and "DEPLOY_FAILED" in arts["cycle-1-outcome"].data
+    assert (
+        "FAILED at deploy" in arts["workspace-cycle-1-deploy"].data
+        and "DEPLOY_FAILED" in arts["workspace-cycle-1-outcome"].data
+    )
 
 
 def test_a_late_promotion_of_an_older_candidate_is_superseded(tmp_path, nemo_tiny_models):
@@ -135,10 +142,10 @@ def test_a_cycle_waiting_for_approval_neither_feeds_the_next_cycle_nor_overwrite
     then SUPERSEDED: cycle 2's champion stays."""
     ws = tmp_path / "workspace"
     slow = write_tiny_cycle_config(
-        tmp_path / "approval.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP,
+        tmp_path / "approval.toml", ws, nemo_tiny_models["ctc"], epochs=1,
         cycle={"require_approval": True},
     )  # fmt: skip
-    fast = write_tiny_cycle_config(tmp_path / "fast.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP)
+    fast = write_tiny_cycle_config(tmp_path / "fast.toml", ws, nemo_tiny_models["ctc"], epochs=1)
     rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()][:-1]  # another version of the manifest
     for r in rows:
         r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
@@ -173,7 +180,7 @@ def test_a_riva_build_that_serves_nothing_does_not_change_the_champion_by_defaul
     candidate and no parity can be checked, so without `[deploy] promote_unserved` the outcome is NOT_SERVED."""
     ws = tmp_path / "workspace"
     config = write_tiny_cycle_config(
-        tmp_path / "flywheel.toml", ws, nemo_tiny_models["ctc"], epochs=1, decision=ALWAYS_KEEP,
+        tmp_path / "flywheel.toml", ws, nemo_tiny_models["ctc"], epochs=1,
         cycle={"deployer": "riva"},
     )  # fmt: skip
     result, run_id = run_cycle(tiny_dataset, config)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cycle_runs import ALWAYS_KEEP, artifacts_of, cycle_with_review, run_cycle
+from cycle_runs import artifacts_of, cycle_with_review, force_keep, run_cycle
 
 from asr_flywheel.registry import Registry
 from helpers import write_manifest, write_tiny_cycle_config
@@ -19,12 +19,13 @@ def full_cycle(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, t
         root / "flywheel.toml",
         root / "workspace",
         nemo_tiny_models["ctc"],
-        decision=ALWAYS_KEEP,
         cycle={"require_approval": True},
     )
-    (result, run_id), champion_while_paused, candidates = cycle_with_review(
-        tiny_dataset, config, prefect_client, approve=True, reviewer="dr-lee", reason="held-out drugs improved"
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        force_keep(mp)
+        (result, run_id), champion_while_paused, candidates = cycle_with_review(
+            tiny_dataset, config, prefect_client, approve=True, reviewer="dr-lee", reason="held-out drugs improved"
+        )
     return {
         "result": result,
         "run_id": run_id,
@@ -84,14 +85,14 @@ def test_the_champion_changes_only_after_approval(full_cycle):
 
 
 def test_a_rejected_candidate_leaves_the_champion_and_says_who_and_why(
-    prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
+    prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path, monkeypatch
 ):
+    force_keep(monkeypatch)
     config = write_tiny_cycle_config(
         tmp_path / "flywheel.toml",
         tmp_path / "workspace",
         nemo_tiny_models["ctc"],
         epochs=1,
-        decision=ALWAYS_KEEP,
         cycle={"require_approval": True},
     )
     (result, run_id), champion_while_paused, _ = cycle_with_review(
@@ -113,34 +114,39 @@ def test_a_rejected_candidate_leaves_the_champion_and_says_who_and_why(
 def test_artifacts_have_one_key_per_cycle_and_kind_and_are_flow_level(full_cycle, prefect_client):
     arts = artifacts_of(prefect_client, full_cycle["run_id"])
     for key in (
-        "cycle-1-baseline-leaderboard",
-        "cycle-1-heldout-leaderboard",
-        "cycle-1-comparison",
-        "cycle-1-baseline-ker-by-category",
-        "cycle-1-heldout-ker-by-category",
-        "cycle-1-gate",
-        "cycle-1-gate-table",
-        "cycle-1-decision",
-        "cycle-1-decision-table",
-        "cycle-1-chart",
-        "cycle-1-outcome",
+        "workspace-cycle-1-baseline-leaderboard",
+        "workspace-cycle-1-heldout-leaderboard",
+        "workspace-cycle-1-comparison",
+        "workspace-cycle-1-baseline-ker-by-category",
+        "workspace-cycle-1-heldout-ker-by-category",
+        "workspace-cycle-1-gate",
+        "workspace-cycle-1-gate-table",
+        "workspace-cycle-1-decision",
+        "workspace-cycle-1-decision-table",
+        "workspace-cycle-1-chart",
+        "workspace-cycle-1-outcome",
     ):
         assert key in arts, sorted(arts)
-    board = arts["cycle-1-baseline-leaderboard"]
+    board = arts["workspace-cycle-1-baseline-leaderboard"]
     assert board.type == "markdown" and "## 5. Per-term KER" in board.data and "Leaderboard — cycle 1" in board.data
-    assert "Leaderboard — cycle 2" in arts["cycle-1-heldout-leaderboard"].data  # cycle N's held-out board
-    for key in ("cycle-1-baseline-leaderboard", "cycle-1-heldout-leaderboard", "cycle-1-decision", "cycle-1-outcome"):
+    assert "Leaderboard — cycle 2" in arts["workspace-cycle-1-heldout-leaderboard"].data  # cycle N's held-out board
+    for key in (
+        "workspace-cycle-1-baseline-leaderboard",
+        "workspace-cycle-1-heldout-leaderboard",
+        "workspace-cycle-1-decision",
+        "workspace-cycle-1-outcome",
+    ):
         assert arts[key].task_run_id is None, key  # flow-level: on the run page itself
-    assert "data:image/png;base64," in arts["cycle-1-chart"].data
-    assert arts["cycle-1-decision-table"].type == "table"
+    assert "data:image/png;base64," in arts["workspace-cycle-1-chart"].data
+    assert arts["workspace-cycle-1-decision-table"].type == "table"
     progress = [a for k, a in arts.items() if k.startswith("progress-")]
     assert len(progress) >= 3 and all(a.data == 100.0 for a in progress)  # 2 transcriptions + training, finished
 
 
 def test_the_run_page_says_the_cycle_and_its_outcome(full_cycle, prefect_client):
     run = prefect_client.read_flow_run(full_cycle["run_id"])
-    assert run.name == "cycle-1"
-    assert {"cycle-1", "outcome-keep"} <= set(run.tags)
+    assert run.name == "workspace-cycle-1"
+    assert {"workspace-cycle-1", "flywheel-workspace", "outcome-keep"} <= set(run.tags)
     assert run.state.message.startswith("cycle 1: KEEP (approved by dr-lee")
 
 
@@ -150,7 +156,7 @@ def test_the_same_manifest_version_never_starts_a_second_cycle(full_cycle, prefe
     assert (again.status, again.cycle, again.outcome) == ("duplicate", 1, "KEEP")
     assert [p.name for p in (full_cycle["workspace"] / "cycles").iterdir()] == ["cycle-0001"]
     run = prefect_client.read_flow_run(run_id)  # visibly different from a cycle that ran
-    assert run.name == "cycle-1-already-cycled" and "duplicate" in run.tags
+    assert run.name == "workspace-cycle-1-already-cycled" and "duplicate" in run.tags
     assert "already cycled" in run.state.message and "nothing to do" in run.state.message
 
 
@@ -169,19 +175,22 @@ def small_manifest(tiny_dataset: Path, tmp_path: Path) -> Path:
     return write_manifest(tmp_path / "small.jsonl", rows)
 
 
-def test_a_cycle_that_failed_before_training_is_retried_with_the_corrected_base(
+def test_a_damaged_base_archive_is_refused_by_name_before_anything_is_claimed_and_the_corrected_run_proceeds(
     prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
 ):
+    """The flow's own input checks open the model archive (a cycle that fails after its claim is resumed by a
+    corrected rerun: tests/flows/test_cycle_failures.py)."""
+    from asr_flywheel.errors import InputError
+
     small = small_manifest(tiny_dataset, tmp_path)
     config = write_tiny_cycle_config(tmp_path / "fw.toml", tmp_path / "ws", nemo_tiny_models["ctc"])
     broken = tmp_path / "broken.nemo"
     broken.write_bytes(b"not a nemo archive")
-    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises for a corrupt archive
+    with pytest.raises(InputError, match=f"{broken} is not a readable .nemo archive"):
         run_cycle(small, config, base_model=str(broken))
-    record = json.loads((tmp_path / "ws" / "cycles" / "cycle-0001" / "cycle.json").read_text())
-    assert record["start"]["model"] == str(broken) and record["status"] == "running"
+    assert not (tmp_path / "ws" / "cycles").exists() and not (tmp_path / "ws" / "claims").exists()
     result, _ = run_cycle(small, config, base_model=str(nemo_tiny_models["ctc"]))
-    assert (result.status, result.cycle) == ("stopped-at-gate", 1)  # the same cycle, now from the corrected base
+    assert (result.status, result.cycle) == ("stopped-at-gate", 1)
     record = json.loads((tmp_path / "ws" / "cycles" / "cycle-0001" / "cycle.json").read_text())
     assert record["start"]["model"] == str(nemo_tiny_models["ctc"])
 

@@ -136,13 +136,17 @@ def test_growth_events_start_exactly_one_cycle_per_manifest_version(e2e, prefect
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     for run in runs:
-        n = run.name.removeprefix("cycle-")
+        n = run.name.removeprefix("workspace-cycle-")
         assert n.isdigit(), run.name  # runs are named after their cycle
         keys = {
             a.key
             for a in prefect_client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
         }
-        assert {f"cycle-{n}-baseline-leaderboard", f"cycle-{n}-heldout-leaderboard", f"cycle-{n}-decision"} <= keys
+        assert {
+            f"workspace-cycle-{n}-baseline-leaderboard",
+            f"workspace-cycle-{n}-heldout-leaderboard",
+            f"workspace-cycle-{n}-decision",
+        } <= keys
 
     assert runs_of(prefect_client, e2e["deployments"]["cycle-scheduled"].id) == []
     assert runs_of(prefect_client, e2e["deployments"]["cycle-manual"].id) == []
@@ -158,15 +162,15 @@ def test_artifacts_read_as_the_history_of_the_flywheel(e2e, prefect_client):
         pytest.skip("needs the cycles of the previous test")
     run_names = {r.id: r.name for r in e2e["runs"]}
     boards = prefect_client.read_artifacts(
-        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="cycle-%-leaderboard"))
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="workspace-cycle-%-leaderboard"))
     )
     mine = [a for a in boards if a.flow_run_id in run_names]
     assert {a.key for a in mine} == {
-        f"cycle-{n}-{kind}-leaderboard" for n in (1, 2) for kind in ("baseline", "heldout")
+        f"workspace-cycle-{n}-{kind}-leaderboard" for n in (1, 2) for kind in ("baseline", "heldout")
     }
     for a in mine:
-        n = int(a.key.split("-")[1])
-        assert run_names[a.flow_run_id] == f"cycle-{n}", (a.key, run_names[a.flow_run_id])
+        n = int(a.key.removeprefix("workspace-cycle-").split("-")[0])
+        assert run_names[a.flow_run_id] == f"workspace-cycle-{n}", (a.key, run_names[a.flow_run_id])
         assert f"# Leaderboard — cycle {n if 'baseline' in a.key else n + 1}" in a.data
 
 
@@ -189,7 +193,7 @@ def test_a_forced_publication_starts_a_new_run_and_a_new_cycle(e2e, prefect_clie
     claims = list((e2e["root"] / "workspace" / "claims").glob("*.json"))
     small_claim = [json.loads(c.read_text()) for c in claims if json.loads(c.read_text())["manifest"] == str(small)]
     assert len(small_claim) == 1 and len(small_claim[0]["earlier_cycles"]) == 1  # a new cycle of the same version
-    assert forced[0].name == f"cycle-{small_claim[0]['cycle']}"
+    assert forced[0].name == f"workspace-cycle-{small_claim[0]['cycle']}"
 
 
 def test_no_api_call_fails_on_a_database_lock(e2e, prefect_server):
@@ -222,7 +226,7 @@ def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_serve
     art = next(
         a
         for a in prefect_client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="cycle-%-baseline-leaderboard"))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="workspace-cycle-%-baseline-leaderboard"))
         )
         if a.type == "markdown"
     )
@@ -248,9 +252,9 @@ def test_the_ker_chart_displays_in_the_prefect_ui(e2e, prefect_server, prefect_c
 
     if "runs" not in e2e:
         pytest.skip("needs the cycles of the previous test")
-    art = prefect_client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cycle-2-chart"])))[
-        0
-    ]
+    art = prefect_client.read_artifacts(
+        artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["workspace-cycle-2-chart"]))
+    )[0]
     ARTIFACT_DIR.mkdir(exist_ok=True)
     shot = ARTIFACT_DIR / "prefect-ui-ker-chart.png"
     with sync_playwright() as p:
