@@ -7,6 +7,7 @@ Everything is written to a temporary sibling, flushed and fsynced, then renamed 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
+
+from asr_flywheel.errors import FlywheelError
 
 
 def _current_umask() -> int:
@@ -34,25 +37,96 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def no_space(exc: OSError, path: str | os.PathLike) -> OSError:
+    """A full disk named as such, with the file that did not fit (libraries report it in their own words)."""
+    if exc.errno == errno.ENOSPC:
+        return OSError(errno.ENOSPC, f"no space left on the device holding {Path(path).parent}", str(path))
+    return exc
+
+
+def _stage(target: Path, mode: str, encoding: str | None):
+    """A temp file next to `target` with the umask's permissions (mkstemp alone creates 0600)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    binary = "b" in mode
+    return tmp, os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
     """Open a temp file next to `path`; on clean exit it replaces `path`, on error it is removed."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; artifacts should be readable like any other file
-    binary = "b" in mode
+    tmp, handle = _stage(target, mode, encoding)
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as fh:
+        with handle as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise no_space(exc, target) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class FileSet:
+    """Files that are only meaningful together (metrics.json, per_sample.jsonl, results.csv, ...): each is staged in
+    full first, and they replace their targets only once every one was written, in the order staged (so stage the
+    file readers treat as "done", metrics.json, last). A full disk midway leaves the previous set as it was."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[str, Path]] = []
+
+    def write_bytes(self, path: str | os.PathLike, data: bytes) -> Path:
+        target = Path(path)
+        tmp, handle = _stage(target, "wb", None)
+        self._staged.append((tmp, target))
+        try:
+            with handle as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise no_space(exc, target) from exc
+        return target
+
+    def write_text(self, path: str | os.PathLike, text: str) -> Path:
+        return self.write_bytes(path, text.encode("utf-8"))
+
+    def write_json(self, path: str | os.PathLike, obj) -> Path:
+        return self.write_bytes(path, dumps_json(obj))
+
+    def write_jsonl(self, path: str | os.PathLike, rows: Iterable[dict]) -> Path:
+        return self.write_bytes(path, jsonl_bytes(list(rows)))
+
+    def commit(self) -> None:
+        for tmp, target in self._staged:
+            os.replace(tmp, target)
+        for directory in {target.parent for _, target in self._staged}:
+            _fsync_dir(directory)
+        self._staged = []
+
+    def discard(self) -> None:
+        for tmp, _ in self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._staged = []
+
+
+@contextlib.contextmanager
+def file_set() -> Iterator[FileSet]:
+    files = FileSet()
+    try:
+        yield files
+        files.commit()
+    finally:
+        files.discard()
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -100,12 +174,33 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return write_bytes(path, jsonl_bytes(list(rows)))
 
 
+class CorruptFileError(FlywheelError):
+    """A record file the flywheel wrote earlier cannot be read back (truncated, edited by hand)."""
+
+    exit_code = 2
+
+
 def read_json(path: str | os.PathLike):
-    return orjson.loads(Path(path).read_bytes())
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise CorruptFileError(
+            f"{path} is not valid JSON ({exc}); it may have been truncated: restore it from a backup or move it "
+            "aside (the flywheel never writes a partial file, so something else changed it)"
+        ) from None
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    return [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
+    lines = Path(path).read_bytes().splitlines()
+    try:
+        return [orjson.loads(line) for line in lines if line.strip()]
+    except orjson.JSONDecodeError:
+        for number, line in enumerate(lines, 1):
+            try:
+                orjson.loads(line) if line.strip() else None
+            except orjson.JSONDecodeError as exc:
+                raise CorruptFileError(f"{path}, line {number}: not valid JSON ({exc})") from None
+        raise
 
 
 @contextlib.contextmanager

@@ -264,20 +264,28 @@ def results_csv(report: ScoreReport) -> str:
     )
 
 
-def write_score_outputs(report: ScoreReport, out_dir: str | Path, *, leaderboard: bool = True) -> dict[str, Path]:
-    """Write the per-cycle scoring files atomically; returns {kind: path}."""
+def write_score_outputs(
+    report: ScoreReport, out_dir: str | Path, *, leaderboard: bool = True, files: fio.FileSet | None = None
+) -> dict[str, Path]:
+    """Write the per-cycle scoring files as one set (`fio.FileSet`: all or none, metrics.json last); returns
+    {kind: path}. With `files`, they join the caller's set, which the caller commits."""
     from asr_flywheel.leaderboard import render_leaderboard
 
+    if files is None:
+        with fio.file_set() as own:
+            return write_score_outputs(report, out_dir, leaderboard=leaderboard, files=own)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "per_sample": fio.write_jsonl(out / "per_sample.jsonl", per_sample_rows(report)),
-        "results": fio.write_text(out / "results.csv", results_csv(report)),
-        "metrics": fio.write_json(out / "metrics.json", report.metrics),
+        "per_sample": files.write_jsonl(out / "per_sample.jsonl", per_sample_rows(report)),
+        "results": files.write_text(out / "results.csv", results_csv(report)),
     }
     if leaderboard:
         cycle = report.metrics["cycle"]
-        paths["leaderboard"] = fio.write_text(out / f"leaderboard_cycle{cycle}.md", render_leaderboard(report.metrics))
+        paths["leaderboard"] = files.write_text(
+            out / f"leaderboard_cycle{cycle}.md", render_leaderboard(report.metrics)
+        )
+    paths["metrics"] = files.write_json(out / "metrics.json", report.metrics)  # last: readers take it as "done"
     return paths
 
 

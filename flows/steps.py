@@ -29,7 +29,7 @@ from asr_flywheel.flows.transcription import (
     write_hyps,
 )
 from asr_flywheel.manifest import Manifest
-from asr_flywheel.scoring import ScoreReport, score_manifest, write_score_outputs
+from asr_flywheel.scoring import ScoreReport, per_sample_rows, score_manifest, write_score_outputs
 from asr_flywheel.validation import ValidationReport, load_manifest
 
 __all__ = [
@@ -61,16 +61,23 @@ __all__ = [
 
 def compare(*, before_metrics: str | Path, after_metrics: str | Path, cfg: FlywheelConfig):
     """The paired cycle comparison (per category and the targeted pool) of two scored runs."""
+    from asr_flywheel.scoring import load_metrics, load_per_sample
+
+    return compare_rows(before_metrics, load_metrics(after_metrics), load_per_sample(after_metrics), cfg)
+
+
+def compare_rows(before_metrics: str | Path, after: dict, after_rows: list[dict], cfg: FlywheelConfig):
+    """`compare` with the "after" side in memory (a scoring compares before its files are written)."""
     from asr_flywheel.compare import compare_samples
     from asr_flywheel.scoring import load_metrics, load_per_sample
 
-    b, a = load_metrics(before_metrics), load_metrics(after_metrics)
+    b = load_metrics(before_metrics)
     return compare_samples(
         load_per_sample(before_metrics),
-        load_per_sample(after_metrics),
+        after_rows,
         cfg.stats,
         before_label=f"cycle {b.get('cycle', 'N')}",
-        after_label=f"cycle {a.get('cycle', 'N+1')}",
+        after_label=f"cycle {after.get('cycle', 'N+1')}",
         pools={"targeted": cfg.decision_targets},
     )
 
@@ -111,14 +118,16 @@ def _score(**kw) -> tuple[ScoreRecord, ScoreReport, dict[str, Path]]:
         family=kw["family"],
         **extra,
     )
-    paths = write_score_outputs(report, out, leaderboard=False)
-    paths["offline_hyps"] = write_hyps(out / OFFLINE_HYPS, manifest, hyps)
     comparison = None
     if kw.get("before_metrics"):
-        comparison = compare(before_metrics=kw["before_metrics"], after_metrics=paths["metrics"], cfg=cfg)
-        paths["comparison"] = fio.write_text(out / "comparison.md", render_comparison(comparison))
+        comparison = compare_rows(kw["before_metrics"], report.metrics, per_sample_rows(report), cfg)
     board = render_leaderboard(report.metrics, gate=cfg.gate, comparison=comparison, control=kw.get("control"))
-    paths["leaderboard"] = fio.write_text(out / f"leaderboard_cycle{kw['cycle']}.md", board)
+    with fio.file_set() as files:  # all of a scoring's files or none (a full disk leaves no usable half)
+        paths = {"offline_hyps": write_hyps(out / OFFLINE_HYPS, manifest, hyps, files=files)}
+        if comparison is not None:
+            paths["comparison"] = files.write_text(out / "comparison.md", render_comparison(comparison))
+        paths["leaderboard"] = files.write_text(out / f"leaderboard_cycle{kw['cycle']}.md", board)
+        paths |= write_score_outputs(report, out, leaderboard=False, files=files)
     m = report.metrics
     record = ScoreRecord(
         cycle=kw["cycle"],

@@ -102,7 +102,6 @@ def transcribe_rows(
     return first + rest
 
 
-def write_hyps(path: Path, manifest: Manifest, hyps: list[str]) -> Path:
-    return fio.write_jsonl(
-        path, [{"audio_filepath": a, "hyp": h} for a, h in zip(manifest.audio_paths, hyps, strict=True)]
-    )
+def write_hyps(path: Path, manifest: Manifest, hyps: list[str], files: fio.FileSet | None = None) -> Path:
+    rows = [{"audio_filepath": a, "hyp": h} for a, h in zip(manifest.audio_paths, hyps, strict=True)]
+    return files.write_jsonl(path, rows) if files is not None else fio.write_jsonl(path, rows)

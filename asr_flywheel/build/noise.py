@@ -22,6 +22,10 @@ PEAK = 0.95
 SNR_TOLERANCE_DB = 0.5
 
 
+#: SNRs a 16-bit clip can carry and measure within `SNR_TOLERANCE_DB` (16-bit PCM's dynamic range is ~96 dB).
+SNR_RANGE_DB = (-20.0, 60.0)
+
+
 def parse_noise_label(label: str) -> float | None:
     """Target SNR in dB for `snr_<N>db`, None for `clean`; ValueError for anything else."""
     if label == CLEAN:
@@ -29,7 +33,13 @@ def parse_noise_label(label: str) -> float | None:
     m = _LABEL.match(label)
     if not m:
         raise ValueError(f"noise level {label!r}: expected `clean` or `snr_<dB>db` (e.g. snr_15db, snr_5db)")
-    return float(m.group(1))
+    snr = float(m.group(1))
+    if not SNR_RANGE_DB[0] <= snr <= SNR_RANGE_DB[1]:
+        raise ValueError(
+            f"noise level {label!r}: SNR must be between {SNR_RANGE_DB[0]:g} and {SNR_RANGE_DB[1]:g} dB (16-bit audio "
+            f"cannot carry noise {snr:g} dB below the speech, so the measured SNR could not match the label)"
+        )
+    return snr
 
 
 def seed_of(*parts: object) -> int:

@@ -7,9 +7,10 @@ than the tolerance is an error rather than a mislabelled row.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import inspect
-import os
+import io
+import shutil
 import tempfile
 from pathlib import Path
 from typing import cast
@@ -17,6 +18,7 @@ from typing import cast
 import numpy as np
 import soundfile as sf
 
+from asr_flywheel import io as fio
 from asr_flywheel.build.noise import SNR_TOLERANCE_DB, babble_bed, measured_snr, mix_at_snr, noise_for
 from asr_flywheel.build.plan import PlannedRow, Utterance
 from asr_flywheel.errors import FlywheelError
@@ -47,23 +49,30 @@ def accepts_pronunciations(synthesizer) -> bool:
     return "pronunciations" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+#: Free space under which an unreadable synthesizer output is blamed on a full disk.
+_LOW_DISK_BYTES = 1 << 20
+
+
 def _read_speech(path: Path, sample_rate: int) -> np.ndarray:
-    data, sr = sf.read(str(path), dtype="int16", always_2d=True)
+    try:
+        data, sr = sf.read(str(path), dtype="int16", always_2d=True)
+    except sf.LibsndfileError as exc:
+        # A synthesizer that ran out of disk leaves a truncated file and says nothing; name the real cause.
+        if shutil.disk_usage(path.parent).free < _LOW_DISK_BYTES:
+            raise fio.no_space(OSError(errno.ENOSPC, "no space"), path) from None
+        raise BuildError(f"the synthesizer wrote an unreadable file {path.name}: {exc}") from None
     if sr != sample_rate or data.shape[1] != 1:
         raise BuildError(f"synthesizer wrote {sr} Hz, {data.shape[1]} channel(s); expected {sample_rate} Hz mono")
     return data[:, 0]
 
 
 def _write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, samples, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Encode in memory, then write atomically (`fio.write_bytes`): a full disk is reported as such (libsndfile
+    would say "Format not recognised" about its own half-written file), nothing partial is left, and the file gets
+    the umask's permissions, so another user (a serving container) can read it."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype="PCM_16", format="WAV")
+    fio.write_bytes(path, buffer.getvalue())
 
 
 _BABBLE_CACHE: dict[tuple, np.ndarray] = {}

@@ -76,3 +76,38 @@ def test_an_unusable_out_is_refused_before_any_clip_is_synthesised(out, message,
     terms = _csv(tmp_path / "t.csv", "cefazolin,drug\n")
     assert main(["build", str(terms), "--out", out.format(dir=tmp_path), *FAST]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "audio").exists()
+
+
+def test_an_snr_out_of_range_is_refused_before_any_synthesis(tmp_path, capsys):
+    terms = _csv(tmp_path / "t.csv", "cefazolin,drug\n")
+    out = tmp_path / "m.jsonl"
+    assert main(["build", str(terms), "--out", str(out), *FAST, "--noise", "clean,snr_999db"]) == 2
+    err = capsys.readouterr().err
+    assert "snr_999db" in err and "between -20 and 60 dB" in err
+    assert not out.exists() and not (tmp_path / "audio").exists()
+
+
+def test_built_wavs_follow_the_umask_so_other_users_can_read_them(tmp_path, capsys):
+    import os
+    import stat
+
+    terms = _csv(tmp_path / "t.csv", "cefazolin,drug\n")
+    previous = os.umask(0o022)
+    try:
+        assert main(["build", str(terms), "--out", str(tmp_path / "m.jsonl"), *FAST, "--rows-per-term", "2"]) == 0
+    finally:
+        os.umask(previous)
+    wavs = list(tmp_path.rglob("*.wav"))
+    assert wavs and all(stat.S_IMODE(w.stat().st_mode) == 0o644 for w in wavs)
+
+
+def test_build_on_a_full_disk_says_so_and_leaves_no_partial_clip_or_manifest(tmp_path, capsys):
+    from helpers import small_filesystem
+
+    terms = _csv(tmp_path / "t.csv", "cefazolin,drug\nvancomycin,drug\n")
+    with small_filesystem(tmp_path / "disk", free_bytes=64 * 1024) as disk:
+        code = main(["build", str(terms), "--out", str(disk / "m.jsonl"), *FAST, "--rows-per-term", "4"])
+        err = capsys.readouterr().err
+        assert code != 0 and "no space left on the device" in err and "Format not recognised" not in err
+        assert not (disk / "m.jsonl").exists()
+        assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]

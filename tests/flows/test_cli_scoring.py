@@ -197,3 +197,16 @@ def test_split_min_heldout_per_term_must_not_be_negative(clinical_manifest, tmp_
     argv = ["split", str(clinical_manifest), "--out", str(tmp_path / "s"), "--min-heldout-per-term", "-1"]
     code, err = run(argv, capsys)
     assert code == 2 and "--min-heldout-per-term: must be at least 0" in err and not (tmp_path / "s").exists()
+
+
+def test_score_on_a_full_disk_leaves_no_output_that_looks_usable(clinical_manifest, tmp_path, capsys):
+    """A real tmpfs with a few kilobytes free: some of the files fit, the set does not. Nothing of it may remain,
+    or `gate` would read a metrics.json and answer as if the scoring had finished."""
+    from helpers import small_filesystem
+
+    hyps = write_hyps(tmp_path / "h.jsonl", clinical_manifest, [t for t, _, _ in CLINICAL_SENTENCES])
+    with small_filesystem(tmp_path / "disk", free_bytes=12 * 1024) as disk:
+        code, err = run(["score", str(clinical_manifest), "--hyps", str(hyps), "--out", str(disk / "out")], capsys)
+        assert code == 1 and f"no space left on the device holding {disk / 'out'}" in err
+        assert sorted(p.name for p in (disk / "out").iterdir()) == []  # no metrics.json, no partial set, no temp
+        assert run(["gate", str(disk / "out" / "metrics.json")], capsys)[0] == 2

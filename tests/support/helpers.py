@@ -121,3 +121,27 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def small_filesystem(path: Path, free_bytes: int):
+    """A real tmpfs mounted at `path` with about `free_bytes` left (the rest taken by a filler file), for full-disk
+    tests; a context manager. Needs root (as the test machines and CI run); skips the test otherwise."""
+    import contextlib
+    import subprocess
+
+    import pytest
+
+    @contextlib.contextmanager
+    def mounted():
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        try:
+            with open(path / "filler", "wb") as fh:
+                fh.write(b"\0" * (1024 * 1024 - free_bytes))
+            yield path
+        finally:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+    return mounted()
