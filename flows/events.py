@@ -32,6 +32,10 @@ class PublishError(FlywheelError):
     """The event was not accepted by the Prefect API."""
 
 
+class NoServerError(InputError):
+    """No Prefect server is configured, or none answers where one is configured (exit 2, with how to start one)."""
+
+
 @dataclass
 class Publication:
     manifest: str
@@ -55,7 +59,7 @@ def api_url() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        raise PublishError("no Prefect API to publish to: set PREFECT_API_URL (e.g. after `flywheel server up`)")
+        raise NoServerError("no Prefect API to publish to: set PREFECT_API_URL (e.g. after `flywheel server up`)")
     return url.rstrip("/")
 
 
@@ -153,10 +157,19 @@ def watch(
     once: bool = False,
     on_publish=print,
 ) -> None:
-    """Poll manifests and publish a growth event whenever one's content changes (and is valid)."""
-    missing = [Problem(0, "manifest", f"not found: {m}") for m in manifests if not Path(m).is_file()]
-    if missing:
-        raise InputError("cannot watch manifests that do not exist", missing)
+    """Poll manifests and publish a growth event whenever one's content changes (and is valid). Bad input (a
+    missing manifest, an interval that is not a positive number, no API to publish to) is refused before the
+    first poll, never reported as "not published" with success."""
+    import math
+
+    problems = [Problem(0, "manifest", f"not found: {m}") for m in manifests if not Path(m).is_file()]
+    if not (math.isfinite(interval) and interval > 0):
+        problems.append(Problem(0, "--interval", f"must be a positive number of seconds, got {interval!r}"))
+    if problems:
+        raise InputError("cannot watch", problems)
+    from asr_flywheel.flows.server import require_api
+
+    require_api(api_url())  # refuses now when there is no server to publish to
     seen: dict[str, tuple[float, int]] = {}
     while True:
         for m in manifests:

@@ -125,6 +125,23 @@ def wait_healthy(server: LocalServer, proc: subprocess.Popen | None, timeout: fl
     raise ServerError(f"prefect server not healthy after {timeout:.0f} s; see {server.home / 'server.log'}")
 
 
+def require_api(api_url: str, timeout: float = 5.0) -> str:
+    """The API URL, once its server answers `/health`; else exit 2 naming the URL and how to start a server."""
+    import httpx
+
+    from asr_flywheel.flows.events import NoServerError
+
+    try:
+        if httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200:
+            return api_url
+    except httpx.HTTPError:
+        pass
+    raise NoServerError(
+        f"no Prefect server answers at {api_url} (PREFECT_API_URL): start one with `flywheel server up` "
+        "and export the PREFECT_API_URL it prints"
+    )
+
+
 def running(home: str | Path) -> LocalServer | None:
     pid_file = Path(home).resolve() / "server.pid"
     if not pid_file.exists():

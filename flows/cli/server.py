@@ -98,7 +98,7 @@ def cmd_deployments(args) -> int:
     from asr_flywheel.flows.events import api_url
 
     cfg = config_from(args)
-    url = api_url()
+    url = server.require_api(api_url())
     server.prepare(url)
     print(server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:])
     for name, why in server.apply_schedules(url, cfg).items():

@@ -268,3 +268,13 @@ def test_a_manifest_version_stays_readable_after_appends_and_rewrites_are_caught
     m.write_text(m.read_text().replace("0.wav", "zero.wav"))
     with pytest.raises(InputError, match="rewritten, not appended"):
         load_manifest_version(m, v1, 3, check_audio=False)
+
+
+def test_a_truncated_wav_is_caught_even_with_no_duration_field(tmp_path, audio_dir):
+    """libsndfile reports only the frames present (0.03 s here); the WAV header's own data size says 2.x s."""
+    whole = (audio_dir / "a.wav").read_bytes()
+    (audio_dir / "cut.wav").write_bytes(whole[: 44 + 960])
+    m = write_manifest(tmp_path / "m.jsonl", [row(audio_filepath="audio/cut.wav", duration=None), row()])
+    got = problems(m)
+    assert len(got) == 1 and got[0][0] == 1
+    assert got[0][2].startswith("truncated WAV: its header says ") and "the file holds 0.03 s" in got[0][2]

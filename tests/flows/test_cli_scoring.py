@@ -210,3 +210,26 @@ def test_score_on_a_full_disk_leaves_no_output_that_looks_usable(clinical_manife
         assert code == 1 and f"no space left on the device holding {disk / 'out'}" in err
         assert sorted(p.name for p in (disk / "out").iterdir()) == []  # no metrics.json, no partial set, no temp
         assert run(["gate", str(disk / "out" / "metrics.json")], capsys)[0] == 2
+
+
+@pytest.mark.parametrize("interval", ["-5", "nan", "0"])
+def test_watch_refuses_an_interval_that_is_not_a_positive_number(clinical_manifest, interval, capsys):
+    code, err = run(["watch", "--once", "--interval", interval, str(clinical_manifest)], capsys)
+    assert code == 2 and "--interval: must be a positive number of seconds" in err
+
+
+def test_watch_and_deployments_without_a_server_say_where_they_looked_and_how_to_start_one(
+    clinical_manifest, monkeypatch, capsys
+):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from helpers import free_ports
+
+    with temporary_settings(updates={PREFECT_API_URL: ""}):
+        code, err = run(["watch", "--once", str(clinical_manifest)], capsys)
+        assert code == 2 and "no Prefect API to publish to: set PREFECT_API_URL" in err
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}/api"
+    with temporary_settings(updates={PREFECT_API_URL: dead}):
+        for argv in (["watch", "--once", str(clinical_manifest)], ["server", "deployments"]):
+            code, err = run(argv, capsys)
+            assert code == 2 and f"no Prefect server answers at {dead}" in err and "flywheel server up" in err
