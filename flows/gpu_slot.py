@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from asr_flywheel.flows.artifacts import set_state_message
+from asr_flywheel.processes import alive
 
 #: Module Prefect's server uses to keep concurrency leases; on disk they survive a server restart.
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
@@ -146,16 +147,6 @@ def all_slots() -> list[SlotState]:
     return [SlotState(lim.name, lim.limit, lim.active_slots, read_holder(lim.name)) for lim in limits]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def holder_alive(holder: SlotHolder, stale_after_s: float) -> tuple[bool, str]:
     """Whether the holder still runs, and why we think so or not (terminal or missing flow run, dead process on
     this host, or no flow-run heartbeat for `stale_after_s`)."""
@@ -169,7 +160,7 @@ def holder_alive(holder: SlotHolder, stale_after_s: float) -> tuple[bool, str]:
         state = run.state.type.value if run.state else "UNKNOWN"
         if state in _TERMINAL:
             return False, f"its flow run {run.name} is {state.title()}"
-        if holder.host == socket.gethostname() and not _pid_alive(holder.pid):
+        if holder.host == socket.gethostname() and not alive(holder.pid):
             return False, f"its process (pid {holder.pid} on {holder.host}) is gone; the run still says {state.title()}"
         beat = _last_heartbeat(client, holder.flow_run_id)
         if beat is not None and time.time() - beat > stale_after_s:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from asr_flywheel.errors import FlywheelError
 from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
+from asr_flywheel.processes import alive
 
 POOL = "flywheel-pool"
 GPU_SLOT = "gpu-0"
@@ -147,9 +148,7 @@ def running(home: str | Path) -> LocalServer | None:
     if not pid_file.exists():
         return None
     pid, port = (int(x) for x in pid_file.read_text().split())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not alive(pid):
         return None
     return LocalServer(Path(home).resolve(), port, pid)
 
@@ -221,9 +220,7 @@ def worker_pids(home: str | Path) -> list[int]:
     alive = []
     for f in sorted(Path(home).resolve().glob("worker-*.pid")):
         pid = int(f.read_text().split()[0])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not alive(pid):
             f.unlink(missing_ok=True)
             continue
         alive.append(pid)

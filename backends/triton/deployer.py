@@ -126,6 +126,7 @@ def rollback(target: TritonTarget, to_version: int | None = None) -> DeployRecor
     """Serve an earlier version (default: the one served before the current one)."""
     mdir = repo_mod.model_dir(target.repo, target.name)
     state = repo_mod.read_state(mdir)
+    _require_live(target, state.served)  # a dead server is named (with its URL) and the failure logged, not a trace
     if to_version is None:
         earlier = [h["version"] for h in state.history if h["version"] != state.served]
         if not earlier:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr_flywheel.errors import FlywheelError, InputError
+from asr_flywheel.processes import alive
 
 STATE_DIR = ".serve"
 
@@ -94,11 +95,16 @@ def running(repo: str | os.PathLike) -> ServerInfo | None:
     if not state.is_file():
         return None
     info = ServerInfo(**json.loads(state.read_text()))
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return None
-    return info
+    return info if alive(info.pid) else None
+
+
+def served_models(repo: Path) -> list[str]:
+    """Models of `repo` with a served version in their serving record (`flywheel_serving.json`)."""
+    from asr_flywheel.backends.triton.repository import SERVING_FILE, read_state
+
+    return sorted(
+        p.name for p in repo.iterdir() if (p / SERVING_FILE).is_file() and read_state(p).served is not None
+    )
 
 
 def start(
@@ -128,6 +134,10 @@ def start(
         f"--grpc-port={grpc_port}",
         "--allow-metrics=false",
         "--exit-timeout-secs=3",
+        # what was served when the last server stopped (or was killed) is served again: explicit model control
+        # otherwise starts with nothing loaded until a manual rollback
+        *(f"--load-model={name}" for name in served_models(repo)),
+        "--exit-on-error=false",  # a model that fails to load is reported by its status, not a dead server
     ]
     log = state / "tritonserver.log"
     with open(log, "ab") as out:
@@ -176,9 +186,7 @@ def stop(repo: str | os.PathLike, timeout_s: float = 20.0) -> bool:
             if done:
                 break
         except ChildProcessError:  # not our child (started by another process): poll instead
-            try:
-                os.kill(info.pid, 0)
-            except ProcessLookupError:
+            if not alive(info.pid):
                 break
         time.sleep(0.1)
     else:

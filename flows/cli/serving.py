@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the local tritonserver (explicit model control, 127.0.0.1 by default)")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--repo", help="model repository (default: [deploy] repo, else <workspace>/triton)")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--http-port", type=int, help="default 8000")
+    p.add_argument("--grpc-port", type=int, help="default 8001")
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1, loopback only)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("deploy", help="ship a model: a new Triton version (zero downtime) or the Riva build script")
     p.add_argument("model", help=".nemo file or Hugging Face model directory")
@@ -69,13 +69,32 @@ def cmd_serve(args) -> int:
             return 1
         print(f"tritonserver (pid {current.pid}) for {current.repo}: HTTP {current.http_url}  gRPC {current.grpc_url}")
         return 0
-    if current is None:
+    if current is not None:
+        _same_server_or_refuse(current, args)
+        print(f"already running for {repo}")
+    else:
         require_writable_dir(repo, "--repo")
-    info = current or plugin.serve_start(repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port)
+    info = current or plugin.serve_start(
+        repo, host=args.host or "127.0.0.1", http_port=args.http_port or 8000, grpc_port=args.grpc_port or 8001
+    )
     print(f"tritonserver (pid {info.pid}) serving {info.repo}: HTTP {info.http_url}  gRPC {info.grpc_url}")
     print(f"log: {info.log}")
     print(f"next: flywheel deploy MODEL --to {LOCAL_SERVER} --repo {info.repo} --url {info.http_url}")
     return 0
+
+
+def _same_server_or_refuse(current, args) -> None:
+    """`serve start` on a repo that is already served returns that server, unless other ports or another address
+    were asked for: then it says so and changes nothing (one server per repository)."""
+    asked = {"--http-port": args.http_port, "--grpc-port": args.grpc_port, "--host": args.host}
+    http_host, http_port = current.http_url.rsplit(":", 1)
+    has = {"--http-port": int(http_port), "--grpc-port": int(current.grpc_url.rsplit(":", 1)[1]), "--host": http_host}
+    differ = [f"{k} {asked[k]} (it uses {has[k]})" for k in asked if asked[k] is not None and asked[k] != has[k]]
+    if differ:
+        raise InputError(
+            f"tritonserver (pid {current.pid}) already serves {current.repo} at HTTP {current.http_url}, gRPC "
+            f"{current.grpc_url}; asked for {', '.join(differ)}: run `flywheel serve stop` first to change them"
+        )
 
 
 def cmd_deploy(args) -> int:

@@ -68,6 +68,36 @@ def test_serving_tour_deploy_eval_rollback(served, hf_tiny_model, clinical_manif
     assert main(["rollback", "clin", "--repo", str(repo), "--url", http, "--to-version", "9"]) == 2
     assert "has no version 9" in capsys.readouterr().err
 
+    # tritonserver killed with SIGKILL: `serve start` serves again what was served (version 1), no rollback needed
+    import signal
+    import urllib.request
+
+    pid = json.loads((repo / ".serve" / "server.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    ports = ["--http-port", http.rsplit(":", 1)[1], "--grpc-port", grpc.rsplit(":", 1)[1]]
+    deadline = __import__("time").monotonic() + 20
+    while main(["serve", "status", "--repo", str(repo)]) == 0 and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.2)
+    assert main(["serve", "start", "--repo", str(repo), *ports]) == 0
+    with urllib.request.urlopen(f"http://{http}/v2/models/clin/versions/1/ready", timeout=10) as ready:
+        assert ready.status == 200
+    out = tmp_path / "after-restart"
+    argv = ["eval", str(clinical_manifest), "--endpoint", f"triton://{http}/clin", "--out", str(out)]
+    assert main([*argv, "--offline-hyps", str(offline / "offline_hyps.jsonl")]) == 0
+
+    # the running server is not silently returned for other ports
+    capsys.readouterr()
+    other = str(free_ports(1)[0])
+    assert main(["serve", "start", "--repo", str(repo), "--http-port", other]) == 2
+    assert f"already serves {repo}" in (err := capsys.readouterr().err) and f"--http-port {other}" in err
+
+    # a rollback against a server that is gone names the URL and is logged as failed
+    assert main(["serve", "stop", "--repo", str(repo)]) == 0
+    assert main(["rollback", "clin", "--repo", str(repo), "--url", http]) == 1
+    assert f"no Triton server answering at {http}" in capsys.readouterr().err
+    last = json.loads((tmp_path / "workspace" / "registry" / "deploys.jsonl").read_text().splitlines()[-1])
+    assert (last["action"], last["ok"]) == ("rollback", False) and http in last["reason"]
+
 
 def test_deploy_to_riva_prints_and_writes_the_script(nemo_tiny_models, tmp_path, capsys):
     assert main(["deploy", str(nemo_tiny_models["tdt"]), "--to", "riva", "--out", str(tmp_path / "riva")]) == 0
