@@ -54,6 +54,11 @@ class Turn:
     lock: FileLock
     owner: Path
 
+    def say(self, holder: str) -> None:
+        """Update who holds the turn (the run's name is known fully only after the claim)."""
+        if self.lock.is_locked:
+            self.owner.write_text(holder + "\n")
+
     def release(self) -> None:
         if self.lock.is_locked:
             self.owner.unlink(missing_ok=True)

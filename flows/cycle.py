@@ -135,6 +135,7 @@ def flywheel_cycle(
             artifacts.label_run(run_id, name=f"{label.run_name}-already-cycled")
             return finish(label, CycleOutcome("duplicate", cycle.number, cycle.read_record().get("outcome")), run_id)
         artifacts.label_run(run_id, name=label.run_name, tags=["recycled"] if recycle else None)
+        turn.say(holder_line(run_id, label.run_name))
         run = CycleRun(cycle, ws, cfg, ref, deployer, force_finetune_reason, control, label=label, turn=turn)
         with cycle.lock():
             try:
@@ -158,13 +159,13 @@ def flywheel_cycle(
     return finish(label, outcome, run_id, details=outcome_details(run))
 
 
-def holder_line(run_id: str) -> str:
+def holder_line(run_id: str, name: str | None = None) -> str:
     """Who holds a workspace's turn, for the runs queued behind it."""
     import socket
 
     from asr_flywheel.cycle import now
 
-    name = prefect_run.name or "?"
+    name = name or prefect_run.name or "?"
     return f"flow run {name} ({run_id}), pid {os.getpid()} on {socket.gethostname()}, since {now()}"
 
 
@@ -236,7 +237,9 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
         get_run_logger().info("gate: %s. %s", verdict.outcome, verdict.reason)
         return CycleOutcome("stopped-at-gate", n, verdict.outcome)
     held = run.step("split", SplitRecord, lambda: tasks.split(ref=run.ref, out_dir=str(c.split_dir), cfg=cfg))
-    trained = run.step("train", TrainRecord, lambda: tasks.train(cycle=c, start=start, cfg=cfg))
+    trained = run.step(
+        "train", TrainRecord, lambda: tasks.train(cycle=c, start=start, cfg=cfg, run_name=label.run_name)
+    )
     control = run.control(trained)
     seen_terms, train_audio = trained_on(held)
     rescored = run.step(

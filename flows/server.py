@@ -196,8 +196,11 @@ def temporary(home: str | Path) -> LocalServer:
     home = Path(home).resolve()
     current = running(home)
     if current is not None:
-        if (home / TEMPORARY_MARK).exists() and home not in _TEMPORARY:
-            _TEMPORARY.append(home)  # left by a killed command: adopt it, and stop it when this one ends
+        mark = home / TEMPORARY_MARK
+        owner = int(mark.read_text().split()[0]) if mark.exists() else None
+        if owner is not None and not alive(owner) and home not in _TEMPORARY:
+            mark.write_text(f"{os.getpid()}\n")  # left by a killed command: adopt it, and stop it when this one ends
+            _TEMPORARY.append(home)
         return current
     server = start(home)  # imports no Prefect module: the caller sets PREFECT_API_URL before Prefect reads it
     (home / TEMPORARY_MARK).write_text(f"{os.getpid()}\n")

@@ -110,7 +110,7 @@ def split(*, ref: ManifestRef, out_dir: str, cfg: FlywheelConfig) -> SplitRecord
 
 
 @task(name="train", **ONCE)  # never retried automatically: GPU hours are not free
-def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig) -> TrainRecord:
+def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig, run_name: str = "") -> TrainRecord:
     from prefect.runtime import flow_run
 
     from asr_flywheel.flows import gpu_slot
@@ -126,7 +126,7 @@ def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig) -> Trai
         cfg.cycle.gpu_slot,
         lease_s=cfg.cycle.gpu_lease_s,
         flow_run_id=str(flow_run.id or ""),
-        flow_run_name=str(flow_run.name or ""),
+        flow_run_name=run_name or str(flow_run.name or ""),
         cycle=str(cycle.path),
         log=logger.warning,
     ):
