@@ -255,8 +255,11 @@ def scheduled_deployments(cfg) -> dict[str, tuple[bool, str]]:
 
 
 def apply_schedules(api_url: str, cfg) -> dict[str, str]:
-    """Activate or pause the schedules of the clock-driven deployments according to the configuration."""
+    """Activate or pause the clock-driven deployments according to the configuration. A paused one is paused as a
+    deployment too (the Deployments list then shows it off, not a schedule badge that looks armed) and its
+    description starts with why ("PAUSED: no `[cycle] manifest`")."""
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import DeploymentUpdate
 
     report = {}
     with SyncPrefectClient(api_url) as client:
@@ -267,8 +270,16 @@ def apply_schedules(api_url: str, cfg) -> dict[str, str]:
                 continue
             for sched in dep.schedules:
                 client.update_deployment_schedule(dep.id, sched.id, active=active)
+            base = (dep.description or "").split(PAUSED_NOTE_END, 1)[-1].strip()
+            note = "" if active else f"PAUSED: {why.removeprefix('paused: ')}{PAUSED_NOTE_END} "
+            client.update_deployment(dep.id, DeploymentUpdate(description=note + base))
+            (client.resume_deployment if active else client.pause_deployment)(dep.id)
             report[name] = why
     return report
+
+
+#: Ends the "PAUSED: why" note at the start of a paused deployment's description (so it is replaced, not stacked).
+PAUSED_NOTE_END = " —"
 
 
 def prepare(api_url: str) -> None:

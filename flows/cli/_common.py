@@ -57,6 +57,24 @@ def progress_bar(label: str):
     return update
 
 
+#: CPU numerics the demo pins so that its numbers do not depend on the host's CPU (measured here: the thread count,
+#: PyTorch's kernel level, oneDNN's ISA and MKL's code path each change the trained weights; see README,
+#: "Reproducible numbers"). AVX2 is the common level of today's x86-64 servers; a user's own variables win.
+PINNED_CPU_NUMERICS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+    "OMP_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+}
+
+
+def pin_cpu_numerics() -> None:
+    """Set `PINNED_CPU_NUMERICS` (before torch is imported: they are read when it loads)."""
+    for name, value in PINNED_CPU_NUMERICS.items():
+        os.environ.setdefault(name, value)
+
+
 def _api_url_set() -> bool:
     """A server is already chosen: by the environment, or by settings in this process (a test, an embedding app)."""
     if os.environ.get("PREFECT_API_URL"):

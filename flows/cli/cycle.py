@@ -6,7 +6,7 @@ import argparse
 import json
 
 from asr_flywheel.cycle import WorkspaceBusyError, require_writable_dir
-from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
+from asr_flywheel.flows.cli._common import config_from, pin_cpu_numerics, prefect_env_defaults
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +65,7 @@ def cmd_cycle(args) -> int:
 def cmd_demo(args) -> int:
     cfg = config_from(args)
     require_writable_dir(args.workspace or cfg.workspace, "--workspace")
+    pin_cpu_numerics()  # the demo's numbers are the README's: the same on any AVX2 host
     prefect_env_defaults(args.workspace or cfg.workspace)
     from asr_flywheel.flows.demo import run_demo
 

@@ -100,9 +100,15 @@ def cmd_deployments(args) -> int:
     cfg = config_from(args)
     url = server.require_api(api_url())
     server.prepare(url)
-    print(server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:])
+    output = server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:]
+    # Prefect's own hint (`prefect worker start --pool ...`) starts a worker without the flywheel's configuration
+    print("\n".join(line for line in output.splitlines() if "prefect worker start" not in line))
     for name, why in server.apply_schedules(url, cfg).items():
         print(f"  {name}: {why}")
+    location = config_location(args)
+    print(
+        f"next: flywheel worker{f' --config {location}' if location else ''}   (its flow runs read this configuration)"
+    )
     return 0
 
 

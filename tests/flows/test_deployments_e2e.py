@@ -46,12 +46,12 @@ def e2e(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
     log_start = server_log.stat().st_size if server_log.exists() else 0  # the session's server log before this module
     config = write_tiny_cycle_config(root / "flywheel.toml", root / "workspace", nemo_tiny_models["ctc"], epochs=1)
     server.deploy(prefect_server.api_url, prefect_server.home)
+    # What `flywheel server deployments` does next: this configuration has no `[cycle] manifest` and no
+    # `[cycle] watch`, so the clock-driven deployments are paused (and any run of them would be a bug).
+    from asr_flywheel.config import load_config
+
+    server.apply_schedules(prefect_server.api_url, load_config(config))
     deployments = {d.name: d for d in prefect_client.read_deployments()}
-    # Keep the clock-driven deployments from firing while the test runs: any run of them must then come from
-    # an event trigger, which would be a bug.
-    for name in ("cycle-scheduled", "manifest-watch"):
-        for sched in deployments[name].schedules:
-            prefect_client.update_deployment_schedule(deployments[name].id, sched.id, active=False)
     worker = server.start_worker(
         prefect_server.api_url, prefect_server.home, {"FLYWHEEL_CONFIG": str(config)}, log=root / "worker.log"
     )
@@ -92,6 +92,9 @@ def test_deployments_from_prefect_yaml(e2e, prefect_client):
     assert d["cycle-scheduled"].schedules[0].schedule.cron == "0 3 * * *"
     # created paused: without `[cycle] manifest` / `[cycle] watch` they could only fail or do nothing
     assert [s.active for s in d["cycle-scheduled"].schedules + d["manifest-watch"].schedules] == [False, False]
+    for name, why in (("cycle-scheduled", "no `[cycle] manifest`"), ("manifest-watch", "empty `[cycle] watch`")):
+        assert d[name].paused and d[name].description.startswith(f"PAUSED: {why} — "), d[name].description
+    assert not d["cycle-on-manifest-growth"].paused and not d["cycle-manual"].paused
     growth = d["cycle-on-manifest-growth"]
     assert growth.global_concurrency_limit.limit == 1  # one cycle at a time; later versions queue
     assert str(growth.concurrency_options.collision_strategy).endswith("ENQUEUE")
