@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES := espeak-ng sox libsndfile1 chromium
+SYSTEM_PACKAGES := espeak-ng sox libsndfile1 chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck setup system-deps clean
@@ -35,6 +35,7 @@ setup: system-deps $(VENV)/.installed
 system-deps:
 	@missing=""; \
 	for cmd in espeak-ng sox chromium; do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -f /usr/include/sndfile.h ] || ldconfig -p 2>/dev/null | grep -q libsndfile || missing="$$missing libsndfile1"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

@@ -136,6 +136,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The Prefect server `flywheel server up` runs for this workspace."""
+
+    #: SQLAlchemy URL of Prefect's database: "" = SQLite under <workspace>/prefect (one machine);
+    #: `postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB` for production (many writers: workers, events, the UI).
+    database: str = ""
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (SPEC §9)."""
 
@@ -164,6 +173,7 @@ class FlywheelConfig:
     cycle: CycleConfig = field(default_factory=CycleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     #: Hyperparameter overrides passed to the trainer (e.g. epochs, lr, batch_size, precision).
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     #: Where cycle directories and the model registry live.
@@ -273,6 +283,8 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 }
 #: Keys whose value is one of a fixed set.
 _CHOICES: dict[str, tuple[str, ...]] = {"deploy.protocol": ("http", "grpc")}
+#: Keys whose value must start with one of these (Prefect's async SQLAlchemy drivers).
+_PREFIXES: dict[str, tuple[str, ...]] = {"server.database": ("", "postgresql+asyncpg://", "sqlite+aiosqlite:///")}
 
 
 def _out_of_range(key: str, value: Any) -> str | None:
@@ -281,6 +293,9 @@ def _out_of_range(key: str, value: Any) -> str | None:
 
     if key in _CHOICES and value not in _CHOICES[key]:
         return f"must be one of {', '.join(_CHOICES[key])}, got {value!r}"
+    if key in _PREFIXES and value and not value.startswith(_PREFIXES[key][1:]):
+        shown = value.split("@")[-1] if "@" in value else value  # never echo a password
+        return f"must be a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL, got ...{shown!r}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, got {value!r}"
     if key not in _RANGES or not isinstance(value, int | float) or isinstance(value, bool):

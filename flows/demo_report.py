@@ -144,7 +144,11 @@ def print_where(ws: Workspace, endpoint: str | None, server_running: bool, confi
         print(f"  served endpoint: {endpoint} (tritonserver, {state})")
     else:
         print("  served endpoint: none (deploying was switched off for this run)")
-    print("  Prefect runs: `flywheel server up`, then the UI lists the flywheel-cycle runs with their artifacts")
+    name = ws.root.name
+    print(
+        f"  Prefect runs: `flywheel server up --home {ws.root / 'prefect'}`, then http://127.0.0.1:4200 lists the"
+        f" runs {name}-cycle-1 and {name}-cycle-2 with their artifacts"
+    )
     print(f"  demo config: {config}")
     print("\nThe models are tiny (a FastConformer-CTC of a few million parameters trained on synthetic espeak-ng")
     print("speech): they show the flywheel's behaviour, not clinical accuracy. Every number above was computed by the")

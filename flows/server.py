@@ -76,9 +76,23 @@ def clean_env(home: Path, api_url: str | None, extra: dict | None = None) -> dic
     return env
 
 
+def database_label(url: str) -> str:
+    """Where the database is, for humans: never the password."""
+    if not url:
+        return "SQLite"
+    return f"PostgreSQL at {url.split('@')[-1]}" if url.startswith("postgresql") else url.split("?")[0]
+
+
 def start(
-    home: str | Path, port: int | None = None, timeout: float = 120.0, extra_env: dict | None = None
+    home: str | Path,
+    port: int | None = None,
+    timeout: float = 120.0,
+    extra_env: dict | None = None,
+    *,
+    database: str = "",
 ) -> LocalServer:
+    """`prefect server start` detached, on SQLite under `home` or on `database` (a PostgreSQL URL: Prefect's
+    production path, for many concurrent writers)."""
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -89,7 +103,7 @@ def start(
         {
             # The UI calls the API URL the server knows; without it the UI calls port 4200.
             "PREFECT_UI_API_URL": api,
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+            "PREFECT_API_DATABASE_CONNECTION_URL": database or f"sqlite+aiosqlite:///{home}/prefect.db",
             "PREFECT_UI_STATIC_DIRECTORY": str(home / "ui"),  # else the UI is copied into site-packages
             # SQLite: Prefect already uses WAL and a 60 s busy timeout, but its connect timeout (10 s) is what
             # surfaces as "database is locked" when a worker, flow runs and the UI write at once.
@@ -220,14 +234,14 @@ def stop_temporary() -> list[Path]:
 
 def worker_pids(home: str | Path) -> list[int]:
     """Workers started by `flywheel worker` for this server home that are still alive."""
-    alive = []
+    running_pids = []
     for f in sorted(Path(home).resolve().glob("worker-*.pid")):
         pid = int(f.read_text().split()[0])
         if not alive(pid):
             f.unlink(missing_ok=True)
             continue
-        alive.append(pid)
-    return alive
+        running_pids.append(pid)
+    return running_pids
 
 
 def stop_workers(home: str | Path) -> list[int]:

@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "slots: show the GPU slots and who holds them",
     )
     p.add_argument("--release", metavar="NAME", help="with `slots`: free the slot NAME (its holder is named)")
+    p.add_argument(
+        "--database",
+        metavar="URL",
+        help="with `up`: Prefect's database, postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB "
+        "(default: [server] database, else SQLite under the home)",
+    )
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--home", help="PREFECT_HOME for the server (default: <workspace>/prefect)")
     p.set_defaults(func=cmd_server)
@@ -59,10 +65,15 @@ def cmd_server(args) -> int:
         for pid in server.worker_pids(home):
             print(f"worker running (pid {pid})")
         return 0 if current else 1
+    database = args.database or cfg.server.database
+    if args.database:
+        cfg.replace("server", database=args.database)  # the same URL check as the config file's
     if current is None:
-        current = server.start(home, args.port)
+        current = server.start(home, args.port, database=database)
+    elif args.database:
+        print(f"a server already runs for {home}; --database applies when it starts (`flywheel server down` first)")
     server.prepare(current.api_url)
-    print(f"Prefect server: {current.url}  (UI; SQLite and logs under {current.home})")
+    print(f"Prefect server: {current.url}  (UI; {server.database_label(database)}; logs under {current.home})")
     print(f"work pool '{server.POOL}' and concurrency limit '{server.GPU_SLOT}' are ready. Next:")
     print(f"  export PREFECT_API_URL={current.api_url}")
     print("  flywheel server deployments && flywheel worker")
