@@ -58,6 +58,9 @@ class DemoProfile:
 
 
 FULL = DemoProfile()
+#: `flywheel demo --quick`, and the test suite's demo: the same steps on fewer rows (8 per term instead of 12, 450
+#: replay rows, enough for the config's 75 % share of 144 training rows) and 1 epoch instead of 6 in cycle 2.
+QUICK = DemoProfile(rows_per_term=8, replay_rows=450, later_hyperparameters={"epochs": 1})
 
 
 @dataclass(frozen=True)
@@ -144,10 +147,8 @@ def write_config(ws: Workspace, profile: DemoProfile, settings: dict, cycle: int
 
 
 def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profile: DemoProfile = FULL) -> DemoResult:
-    """Both cycles; returns what they did (read back from their files) and where everything is."""
-    from asr_flywheel.config import load_config
-    from asr_flywheel.flows.cycle import flywheel_cycle
-
+    """Both cycles; returns what they did (read back from their files) and where everything is. Stopped by a
+    signal or a failure, it stops the tritonserver it started (one that was already running is left alone)."""
     ws = Workspace(workspace)
     print(f"workspace: {ws.root}")
     base = base_model(ws, profile)
@@ -167,34 +168,21 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
         "train.replay_manifest": str(general.replay),
     }
     endpoint = None
-    started = None
-    if profile.deploy:
-        already = _local_server().serve_status(ws.root / "triton")
-        info = start_triton(ws)
-        started = None if already else info
-        endpoint = f"grpc://{info.grpc_url} (HTTP: {info.http_url})"
-        # gRPC: tritonclient's HTTP client (gevent) fails when a pooled client changes threads during parity.
-        settings |= {
-            "cycle.deployer": "triton",
-            "deploy.repo": info.repo,
-            "deploy.url": info.grpc_url,
-            "deploy.protocol": "grpc",
-        }
-    cfg_path = write_config(ws, profile, settings)
-    cfg = load_config(cfg_path)
-    manifest = ws.root / "data" / "clinical" / "manifest.jsonl"
-    reports = []
+    already = _local_server().serve_status(ws.root / "triton") if profile.deploy else None
     try:
-        for n, terms in enumerate((profile.terms, profile.new_terms), 1):
-            print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
-            build_clinical(manifest, terms, profile, cfg)
-            if n > 1 and profile.later_hyperparameters:
-                cfg_path = write_config(ws, profile, settings, cycle=n)
-            print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
-            outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
-            reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
-            print_cycle(reports[-1])
+        if profile.deploy:
+            info = start_triton(ws)
+            endpoint = f"grpc://{info.grpc_url} (HTTP: {info.http_url})"
+            # gRPC: tritonclient's HTTP client (gevent) fails when a pooled client changes threads during parity.
+            settings |= {
+                "cycle.deployer": "triton",
+                "deploy.repo": info.repo,
+                "deploy.url": info.grpc_url,
+                "deploy.protocol": "grpc",
+            }
+        cfg_path, reports = run_cycles(ws, profile, settings)
     except BaseException:  # a signal or a failure: stop what this demo started, and say so
+        started = _local_server().serve_status(ws.root / "triton") if already is None else None
         if started is not None and _local_server().serve_stop(ws.root / "triton"):
             print(f"stopped the tritonserver this demo started (pid {started.pid})", flush=True)
         raise
@@ -204,6 +192,27 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
         _local_server().serve_stop(ws.root / "triton")
     print_where(ws, endpoint, profile.deploy and profile.keep_server, cfg_path)
     return DemoResult(ws.root, base, summary, cfg_path, endpoint)
+
+
+def run_cycles(ws: Workspace, profile: DemoProfile, settings: dict) -> tuple[Path, list]:
+    """Cycle 1 on the clinical terms, then cycle 2 after appending the new terms; each reported from its files."""
+    from asr_flywheel.config import load_config
+    from asr_flywheel.flows.cycle import flywheel_cycle
+
+    cfg_path = write_config(ws, profile, settings)
+    cfg = load_config(cfg_path)
+    manifest = ws.root / "data" / "clinical" / "manifest.jsonl"
+    reports = []
+    for n, terms in enumerate((profile.terms, profile.new_terms), 1):
+        print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
+        build_clinical(manifest, terms, profile, cfg)
+        if n > 1 and profile.later_hyperparameters:
+            cfg_path = write_config(ws, profile, settings, cycle=n)
+        print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
+        outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
+        reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
+        print_cycle(reports[-1])
+    return cfg_path, reports
 
 
 def _outcome(outcome) -> CycleOutcome:

@@ -203,10 +203,12 @@ _TEMPORARY: list[Path] = []
 
 def temporary(home: str | Path) -> LocalServer:
     """The server a CLI command runs its flows against when no `PREFECT_API_URL` is set: the workspace's own
-    `flywheel server up` server when one runs, else one started for this command on the same home (database,
-    leases, logs), in its own session so that a Ctrl-C or `timeout` sent to the command's process group does not
-    kill the server the command still needs to record what happened. `stop_temporary` (called when the command
-    ends, however it ends) stops it; a `flywheel server up` server is never stopped by a command."""
+    `flywheel server up` server when one runs, else one for this command on the same home (database, leases,
+    logs), in its own session so that a Ctrl-C or `timeout` sent to the command's process group does not kill the
+    server the command still needs to record what happened. A server to start is only planned here (its port
+    chosen, so PREFECT_API_URL can be set before Prefect is imported); `start_planned` starts it once the
+    command's input checks passed, and `stop_temporary` (called when the command ends, however it ends) stops it.
+    A `flywheel server up` server is never stopped by a command."""
     home = Path(home).resolve()
     current = running(home)
     if current is not None:
@@ -216,14 +218,29 @@ def temporary(home: str | Path) -> LocalServer:
             mark.write_text(f"{os.getpid()}\n")  # left by a killed command: adopt it, and stop it when this one ends
             _TEMPORARY.append(home)
         return current
-    server = start(home)  # imports no Prefect module: the caller sets PREFECT_API_URL before Prefect reads it
-    (home / TEMPORARY_MARK).write_text(f"{os.getpid()}\n")
-    _TEMPORARY.append(home)
+    planned = LocalServer(home, free_port(), 0)
+    _PLANNED.append(planned)
+    return planned
+
+
+_PLANNED: list[LocalServer] = []
+
+
+def start_planned() -> LocalServer | None:
+    """Start the server `temporary` planned, if any (idempotent)."""
+    if not _PLANNED:
+        return None
+    planned = _PLANNED.pop()
+    server = start(planned.home, planned.port)
+    (planned.home / TEMPORARY_MARK).write_text(f"{os.getpid()}\n")
+    _TEMPORARY.append(planned.home)
+    prepare(server.api_url)  # the GPU slot, the work pool and the zombie-run automation
     return server
 
 
 def stop_temporary() -> list[Path]:
-    """Stop the temporary servers this process started or adopted."""
+    """Stop the temporary servers this process started or adopted (and forget one only planned)."""
+    _PLANNED.clear()
     stopped = []
     while _TEMPORARY:
         home = _TEMPORARY.pop()

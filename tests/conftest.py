@@ -13,6 +13,19 @@ from hypothesis import settings
 from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
 from helpers import CLINICAL_SENTENCES, dataset_rows, write_manifest
 
+#: The longest files, started first: with two workers (pyproject's addopts) they then run beside the many short
+#: files instead of after them, which sets the suite's wall time.
+LONGEST_FIRST = ("test_demo.py", "test_burst.py", "test_deployments_e2e.py", "test_workspace_server.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.fspath)).name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file is kept
+
+
 # Property tests assert behaviour, never timings: a busy 2-core CI machine must not turn a slow example into a failure.
 settings.register_profile("flywheel", deadline=None)
 settings.load_profile("flywheel")

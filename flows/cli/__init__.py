@@ -42,7 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Environment a verb may set for Prefect (`prefect_env_defaults`); restored when `main` returns, so an in-process
+#: call (tests, an embedding application) does not leave a stopped server's URL behind for what runs next.
+_PREFECT_ENV = ("PREFECT_HOME", "PREFECT_API_URL")
+
+
 def main(argv: list[str] | None = None) -> int:
+    saved = {k: os.environ.get(k) for k in _PREFECT_ENV}
+    try:
+        return _main(argv)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     failure: BaseException | None = None

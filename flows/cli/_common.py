@@ -107,9 +107,20 @@ def prefect_env_defaults(workspace: str | os.PathLike | None = None, *, home: st
 
         if "PREFECT_HOME" in os.environ:  # an explicit home is the user's: a temporary server of Prefect's own
             return
+        if "prefect.settings" in sys.modules:  # Prefect already read its settings in this process (an embedding
+            return  # application or a test calling `main`): a URL set now would not be seen
         own = Path(home or Path(workspace or ".") / "prefect").expanduser().resolve()
-        print(f"Prefect: using the server of {own} (starting one for this command if none runs) ...", file=sys.stderr)
         current = server.temporary(own)
         os.environ["PREFECT_HOME"] = str(own)
         os.environ["PREFECT_API_URL"] = current.api_url
-        server.prepare(current.api_url)  # the GPU slot, the work pool and the zombie-run automation
+
+
+def ensure_prefect_server() -> None:
+    """Start the server `prefect_env_defaults` planned for this command (after its input checks passed: bad input
+    exits 2 without starting anything)."""
+    from asr_flywheel.flows import server
+
+    if server._PLANNED:
+        home = server._PLANNED[-1].home
+        print(f"Prefect: starting a server on {home} for this command (stopped when it ends) ...", file=sys.stderr)
+        server.start_planned()

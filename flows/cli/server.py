@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from asr_flywheel.errors import InputError
-from asr_flywheel.flows.cli._common import config_from, prefect_env_defaults
+from asr_flywheel.flows.cli._common import config_from, ensure_prefect_server, prefect_env_defaults
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,7 @@ def cmd_server(args) -> int:
         raise InputError("--release goes with `flywheel server slots`")
     if args.action == "slots":
         prefect_env_defaults(cfg.workspace, home=server_home(args, cfg))
+        ensure_prefect_server()
         return cmd_slots(args)
     prefect_env_defaults()
     from asr_flywheel.flows import server

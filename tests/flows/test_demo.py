@@ -16,11 +16,9 @@ import dataclasses
 import pytest
 
 from asr_flywheel import io as fio
-from asr_flywheel.flows.demo import COMMITTED_BASE, FULL, run_demo
+from asr_flywheel.flows.demo import COMMITTED_BASE, QUICK, run_demo
 
-SMALL = dataclasses.replace(
-    FULL, rows_per_term=8, replay_rows=450, keep_server=False, later_hyperparameters={"epochs": 1}
-)
+SMALL = dataclasses.replace(QUICK, keep_server=False)  # `flywheel demo --quick`, tritonserver stopped at the end
 
 pytestmark = pytest.mark.slow
 

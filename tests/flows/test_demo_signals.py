@@ -1,0 +1,54 @@
+"""A demo stopped by Ctrl-C (SIGINT) or `timeout` (SIGTERM), sent to its whole process group as a terminal and
+`timeout` do, stops what it started: its tritonserver and the Prefect server it ran for its workspace. Real
+`flywheel demo --quick` processes; the second run reuses the first one's synthesised rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from asr_flywheel.processes import alive
+
+pytestmark = pytest.mark.slow
+FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("demo-signals") / "ws"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_killed_demo_stops_its_tritonserver_and_its_prefect_server(signum, workspace, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "FLYWHEEL_DEBUG"}
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONUNBUFFERED="1")
+    log = tmp_path / "demo.log"
+    proc = subprocess.Popen(
+        [FLYWHEEL, "demo", "--quick", "--workspace", str(workspace)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    triton_state = workspace / "triton" / ".serve" / "server.json"
+    deadline = time.monotonic() + 400
+    while not (triton_state.is_file() and "cycle 1: running" in log.read_text(errors="replace")):
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    triton_pid = json.loads(triton_state.read_text())["pid"]
+    prefect_pid = int((workspace / "prefect" / "server.pid").read_text().split()[0])
+    os.killpg(proc.pid, signum)
+    rc = proc.wait(timeout=120)
+    out = log.read_text(errors="replace")
+    assert rc == 128 + signum, out[-3000:]
+    assert f"stopped the tritonserver this demo started (pid {triton_pid})" in out
+    assert f"flywheel demo: interrupted by {signal.Signals(signum).name}" in out and "Traceback" not in out
+    deadline = time.monotonic() + 30
+    while (alive(triton_pid) or alive(prefect_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(triton_pid) and not alive(prefect_pid)
