@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import subprocess_env, write_tiny_cycle_config
+from helpers import subprocess_env, wait_until, write_tiny_cycle_config
 
 FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
 
@@ -22,17 +22,6 @@ def start(argv: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FLYWHEEL_DEBUG", None)
     return subprocess.Popen([FLYWHEEL, *argv], stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env)
-
-
-def wait_until(predicate, proc: subprocess.Popen, log: Path, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        assert proc.poll() is None, f"exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"timed out:\n{log.read_text()[-3000:]}")
 
 
 def stop_with(proc: subprocess.Popen, signum: int, log: Path) -> tuple[int, str]:

@@ -8,10 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from helpers import subprocess_env, write_manifest, write_tiny_cycle_config
+from helpers import cycle_record, subprocess_env, wait_until, write_manifest, write_tiny_cycle_config
 
 
 def start_cycle(server, config: Path, manifest: Path, log: Path) -> subprocess.Popen:
@@ -25,22 +24,6 @@ def start_cycle(server, config: Path, manifest: Path, log: Path) -> subprocess.P
     )
 
 
-def record(workspace: Path, n: int = 1) -> dict:
-    p = workspace / "cycles" / f"cycle-{n:04d}" / "cycle.json"
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
-def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        assert proc.poll() is None, f"cycle exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; log:\n{log.read_text()[-3000:]}")
-
-
 def test_a_cycle_killed_mid_training_resumes_without_redoing_finished_steps(
     prefect_server, nemo_tiny_models, tiny_dataset, tmp_path
 ):
@@ -50,13 +33,15 @@ def test_a_cycle_killed_mid_training_resumes_without_redoing_finished_steps(
     proc = start_cycle(prefect_server, config, tiny_dataset, log)
     model_dir = ws / "cycles" / "cycle-0001" / "model"
     # kill once training is under way and has saved its first epoch checkpoint
-    wait_for(
-        lambda: "train" in record(ws).get("running", {}) and list(model_dir.glob(".checkpoints/*/last.ckpt")), proc, log
+    wait_until(
+        lambda: "train" in cycle_record(ws).get("running", {}) and list(model_dir.glob(".checkpoints/*/last.ckpt")),
+        proc,
+        log,
     )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    before = record(ws)
+    before = cycle_record(ws)
     assert set(before["steps"]) == {"baseline", "gate", "split"}
     assert not (model_dir / "adapted_model.nemo").exists()  # nothing that looks like a finished model
     assert not (model_dir / "training_run_info.json").exists()
@@ -66,7 +51,7 @@ def test_a_cycle_killed_mid_training_resumes_without_redoing_finished_steps(
 
     result = flywheel_cycle(manifest=str(tiny_dataset), config_path=str(config))
     assert result.status == "complete" and result.cycle == 1
-    after = record(ws)
+    after = cycle_record(ws)
     for step in ("baseline", "gate", "split"):
         assert after["steps"][step]["finished_at"] == before["steps"][step]["finished_at"], step
     assert (ws / "cycles" / "cycle-0001" / "baseline" / "per_sample.jsonl").stat().st_mtime_ns == baseline_mtime
@@ -92,8 +77,8 @@ def test_two_cycles_wanting_the_same_gpu_slot_train_one_after_the_other(
         runs.append((start_cycle(prefect_server, config, manifest, log), tmp_path / name / "ws", log))
     for proc, _, log in runs:
         assert proc.wait(timeout=400) == 0, log.read_text()[-3000:]
-    spans = sorted((record(ws)["gpu_acquired"], record(ws)["gpu_released"]) for _, ws, _ in runs)
-    assert all(rec["status"] == "complete" for rec in (record(ws) for _, ws, _ in runs))
+    spans = sorted((cycle_record(ws)["gpu_acquired"], cycle_record(ws)["gpu_released"]) for _, ws, _ in runs)
+    assert all(rec["status"] == "complete" for rec in (cycle_record(ws) for _, ws, _ in runs))
     assert spans[0][1] <= spans[1][0], f"training overlapped on the GPU slot: {spans}"
 
 
@@ -116,7 +101,9 @@ def test_a_cycle_killed_with_its_temporary_server_mid_training_frees_the_gpu_slo
 
     first_log = tmp_path / "first.log"
     proc = start(first_log)
-    wait_for(lambda: "gpu_acquired" in record(ws) and "train" in record(ws).get("running", {}), proc, first_log)
+    wait_until(
+        lambda: "gpu_acquired" in cycle_record(ws) and "train" in cycle_record(ws).get("running", {}), proc, first_log
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (ws / "prefect" / "prefect.db").is_file()  # the workspace owns its Prefect state
@@ -126,4 +113,4 @@ def test_a_cycle_killed_with_its_temporary_server_mid_training_frees_the_gpu_slo
     assert rerun.wait(timeout=400) == 0, second_log.read_text()[-3000:]
     text = second_log.read_text()
     assert "GPU slot gpu-0: reclaimed from flow run" in text and "is gone" in text, text[-3000:]
-    assert record(ws)["status"] == "complete"
+    assert cycle_record(ws)["status"] == "complete"

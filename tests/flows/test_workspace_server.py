@@ -10,12 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import free_ports, write_manifest, write_tiny_cycle_config
+from helpers import cycle_record, free_ports, wait_until, write_manifest, write_tiny_cycle_config
 
 pytestmark = pytest.mark.slow
 FLYWHEEL = str(Path(sys.executable).with_name("flywheel"))
@@ -33,23 +32,8 @@ def flywheel(argv: list[str], config: Path, log: Path) -> subprocess.Popen:
     )
 
 
-def record(ws: Path, n: int = 1) -> dict:
-    p = ws / "cycles" / f"cycle-{n:04d}" / "cycle.json"
-    return json.loads(p.read_text()) if p.exists() else {}
-
-
-def wait_for(predicate, proc: subprocess.Popen, log: Path, timeout: float = 300.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        assert proc.poll() is None, f"exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
-        time.sleep(0.2)
-    raise AssertionError(f"timed out:\n{log.read_text()[-3000:]}")
-
-
 def training(ws: Path) -> bool:
-    rec = record(ws)
+    rec = cycle_record(ws)
     return "gpu_acquired" in rec and "train" in rec.get("running", {})
 
 
@@ -78,7 +62,7 @@ def test_a_second_cycle_of_the_workspace_is_refused_naming_the_first_and_shows_c
     )
     first = flywheel(["cycle", str(tiny_dataset)], config, tmp_path / "first.log")
     try:
-        wait_for(lambda: training(ws), first, tmp_path / "first.log")
+        wait_until(lambda: training(ws), first, tmp_path / "first.log")
         rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()][:-1]
         for r in rows:
             r["audio_filepath"] = str(tiny_dataset.parent / r["audio_filepath"])
@@ -107,7 +91,7 @@ def test_the_runs_of_a_cli_cycle_are_in_the_workspace_server_and_a_slot_left_by_
     )
     api = server_up(ws, config, tmp_path / "up.log")  # the ops team's server for this workspace
     cycle = flywheel(["cycle", str(tiny_dataset)], config, tmp_path / "cycle.log")
-    wait_for(lambda: training(ws), cycle, tmp_path / "cycle.log")
+    wait_until(lambda: training(ws), cycle, tmp_path / "cycle.log")
     server_pid = int((ws / "prefect" / "server.pid").read_text().split()[0])
     os.killpg(cycle.pid, signal.SIGKILL)  # the cycle and the server die together: a power cut, an OOM kill
     os.killpg(server_pid, signal.SIGKILL)
@@ -122,7 +106,7 @@ def test_the_runs_of_a_cli_cycle_are_in_the_workspace_server_and_a_slot_left_by_
         assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
         # freed by the restarted server (the lease was kept on disk and expired) or reclaimed by the rerun from the
         # dead holder, whichever came first; either way the rerun trained
-        assert record(ws)["status"] == "complete"
+        assert cycle_record(ws)["status"] == "complete"
         runs = {r["name"]: r for r in flow_runs(api)}
         assert "oncology-cycle-1" in runs  # the server up lists what the CLI ran
         import httpx

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 CLINICAL_SENTENCES = [
@@ -145,3 +147,22 @@ def small_filesystem(path: Path, free_bytes: int):
             subprocess.run(["umount", "-l", str(path)], check=False)
 
     return mounted()
+
+
+def cycle_record(workspace: Path, n: int = 1) -> dict:
+    """`cycle.json` of the workspace's cycle N ({} until it is written)."""
+    p = workspace / "cycles" / f"cycle-{n:04d}" / "cycle.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def wait_until(predicate, proc: subprocess.Popen, log: Path, timeout: float = 300.0, poll: float = 0.2):
+    """The predicate's first truthy value; fails with the log's tail if `proc` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        assert proc.poll() is None, f"exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
+        time.sleep(poll)
+    proc.kill()
+    raise AssertionError(f"timed out:\n{log.read_text()[-3000:]}")
