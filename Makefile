@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES := espeak-ng sox libsndfile1 chromium postgresql
+SYSTEM_PACKAGES := espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1 chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck setup system-deps clean
@@ -34,8 +34,9 @@ setup: system-deps $(VENV)/.installed
 
 system-deps:
 	@missing=""; \
-	for cmd in espeak-ng sox chromium; do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	for cmd in espeak-ng flite festival sox chromium; do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	ls -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts /usr/share/festival/voices/english/kal_diphone >/dev/null 2>&1 || missing="$$missing festvox"; \
 	[ -f /usr/include/sndfile.h ] || ldconfig -p 2>/dev/null | grep -q libsndfile || missing="$$missing libsndfile1"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

@@ -1,13 +1,15 @@
-"""Build or grow a manifest by synthesis (SPEC §12): check everything, synthesise in parallel, append atomically.
+"""Build or grow a manifest by synthesis: check everything, synthesise and judge in parallel, append atomically.
 
-Order matters for the rules: every input problem (bad term lines, unknown voices, unusable pronunciations) is
-collected before any audio is made; WAVs are written before the manifest, and the manifest is replaced in one
-rename after the new version passes validation. Existing rows are copied byte for byte, so growth never
-rewrites them, and their WAVs are never touched.
+Order matters for the rules: every input problem (bad term lines, unknown voices, unusable pronunciations, more
+rows per term than can be distinct) is collected before any audio is made; WAVs are written before the
+manifest, and the manifest is replaced in one rename after the new version passes validation. Existing rows are
+copied byte for byte, so growth never rewrites them, and their WAVs are never touched. Rows the judge finds
+unintelligible go to the rejects file, never into the manifest.
 
-The synthesizer is passed in (core does not look up plugins). Optional synthesizer methods the build uses when
-present: `check_voice(voice)`, `unspeakable(text, voice)`, `check_pronunciation(p)` (each returns a reason or
-None), and attributes `g2p_source` (the `ipa_source` of its own g2p) and `babble_voices`.
+The synthesizers are passed in (core does not look up plugins) as `Engines` (one per voice-id engine) or a single
+synthesizer. Optional synthesizer methods the build uses when present: `voices()`, `check_voice(voice)`,
+`unspeakable(text, voice)`, `check_pronunciation(p)` (each returns a reason or None), `term_phones(term, voice,
+pronunciation)`, and attributes `engine`, `g2p_source` and `babble_voices`.
 """
 
 from __future__ import annotations
@@ -15,26 +17,38 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+from asr_flywheel import io as fio
+from asr_flywheel.build.arpabet import cmudict_path, cmudict_phones
+from asr_flywheel.build.judge import JudgeSummary, summarise
 from asr_flywheel.build.noise import CLEAN, parse_noise_label
-from asr_flywheel.build.options import BuildOptions, BuildReport
-from asr_flywheel.build.plan import PlanSpec, Utterance, plan
-from asr_flywheel.build.render import BuildError, accepts_pronunciations, make_babble, render
+from asr_flywheel.build.options import CMUDICT, BuildOptions, BuildReport
+from asr_flywheel.build.phonemes import Pronunciation
+from asr_flywheel.build.pipeline import Rendered, render_and_judge
+from asr_flywheel.build.plan import PlanSpec, plan, rows_per_term_problems
+from asr_flywheel.build.render import BuildError, make_babble
 from asr_flywheel.build.terms import TermSpec, read_pronunciations, read_terms
+from asr_flywheel.build.voices import Engines, engine_name
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.io import jsonl_bytes
 from asr_flywheel.manifest import content_hash
 from asr_flywheel.normalize import normalize
 from asr_flywheel.validation import validate_manifest
+
+
+def as_engines(synthesizer: Any) -> Engines:
+    return (
+        synthesizer
+        if isinstance(synthesizer, Engines)
+        else Engines({engine_name(synthesizer): synthesizer}, engine_name(synthesizer))
+    )
 
 
 def _existing(out: Path, append: bool, cfg: FlywheelConfig) -> tuple[bytes, list[dict]]:
@@ -47,67 +61,79 @@ def _existing(out: Path, append: bool, cfg: FlywheelConfig) -> tuple[bytes, list
     return out.read_bytes(), report.manifest.rows
 
 
-def _speech_problems(terms: list[TermSpec], options: BuildOptions, synth, workers: int) -> list[Problem]:
-    """Voices that do not exist, and (term, voice) pairs the synthesizer says it cannot speak."""
+def _speech_problems(terms: list[TermSpec], voices: tuple[str, ...], engines: Engines, workers: int) -> list[Problem]:
+    """Voices that do not exist, and (term, voice) pairs an engine says it cannot speak."""
     problems = []
-    check_voice = getattr(synth, "check_voice", None)
     bad_voices = set()
-    for voice in options.voices:
-        why = check_voice(voice) if check_voice else None
+    for voice in voices:
+        why = engines.check_voice(voice)
         if why:
             bad_voices.add(voice)
             problems.append(Problem(0, "voices", f"{voice!r}: {why}"))
-    unspeakable = getattr(synth, "unspeakable", None)
-    if unspeakable is None:
-        return problems
-    pairs = [(t, v) for t in terms for v in options.voices if v not in bad_voices]
+    pairs = [(t, v) for t in terms for v in voices if v not in bad_voices]
     with ThreadPoolExecutor(workers) as pool:
-        reasons = list(pool.map(lambda tv: unspeakable(tv[0].term, tv[1]), pairs))
+        reasons = list(pool.map(lambda tv: engines.unspeakable(tv[0].term, tv[1]), pairs))
     for (term, voice), why in zip(pairs, reasons, strict=True):
         if why:
             problems.append(Problem(term.line, "term", f"voice {voice!r} cannot speak {term.term!r}: {why}"))
     return problems
 
 
-def _pronunciation_problems(tiers: list[dict], terms: list[TermSpec], synth) -> list[Problem]:
-    """Pronunciations the new terms will use that the synthesizer cannot take (reported on the term's line)."""
-    used = []
+def _pronunciation_problems(
+    tiers: list[dict], terms: list[TermSpec], voices: tuple[str, ...], engines: Engines
+) -> list[Problem]:
+    """Pronunciations the new terms will use that a voice's engine cannot take (reported on the term's line)."""
+    problems = []
     for t in terms:
         pron = next((tier[t.key] for tier in tiers if t.key in tier), None)
-        if pron is not None:
-            used.append((t, pron))
-    if used and not accepts_pronunciations(synth):
-        return [Problem(0, "synthesizer", f"{synth.name} takes no phoneme input (pronunciations=)")]
-    check: Callable[[Any], str | None] | None = getattr(synth, "check_pronunciation", None)
-    problems = []
-    for t, pron in used if check else []:
-        why = cast(Callable[[Any], str | None], check)(pron)
-        if why:
-            problems.append(Problem(t.line, "term", f"{pron.source} pronunciation of {t.term!r} unusable: {why}"))
+        if pron is None:
+            continue
+        for voice in voices:
+            why = engines.check_pronunciation(pron, voice)
+            if why:
+                problems.append(
+                    Problem(t.line, "term", f"{pron.source} pronunciation of {t.term!r} unusable by {voice}: {why}")
+                )
     return problems
 
 
-def _tiers(options: BuildOptions) -> tuple[list[dict], list[Problem]]:
+def _cmudict_tier(terms: list[TermSpec]) -> tuple[dict, list[Problem]]:
+    """The CMU dictionary as a lexicon tier: terms whose every word it knows (the rest fall back to g2p)."""
+    if cmudict_path() is None:
+        return {}, [Problem(0, "lexicon", "the CMU dictionary ships with pocketsphinx, which is not installed")]
+    found = {}
+    for t in terms:
+        phones = cmudict_phones(t.term)
+        if phones:
+            found[t.key] = Pronunciation(t.term, " ".join(phones), alphabet="arpabet", source="lexicon")
+    return found, []
+
+
+def _tiers(options: BuildOptions, terms: list[TermSpec]) -> tuple[list[dict], list[Problem]]:
     tiers, problems = [], []
     for path, source in ((options.overrides, "override"), (options.lexicon, "lexicon")):
-        found, probs = read_pronunciations(path, source) if path else ({}, [])
+        if path is not None and str(path) == CMUDICT:
+            found, probs = _cmudict_tier(terms)
+        else:
+            found, probs = read_pronunciations(path, source) if path else ({}, [])
         tiers.append(found)
         problems += probs
     return tiers, problems
 
 
-def _prepare(terms_csv, out: Path, options: BuildOptions, synth, cfg, append: bool, workers: int):
+def _prepare(terms_csv, out: Path, options: BuildOptions, engines: Engines, cfg, append: bool, workers: int):
     """Everything checked up front: returns (existing bytes, existing rows, new terms, present terms, tiers)."""
     problems = options.problems()
     terms, term_problems = read_terms(terms_csv, cfg.manifest.categories)
     problems += term_problems
-    tiers, pron_problems = _tiers(options)
-    problems += pron_problems
     old_bytes, old_rows = _existing(out, append, cfg)
     present_keys = {normalize(str(r.get("term") or "")) for r in old_rows}
     new_terms = [t for t in terms if t.key not in present_keys]
     present = [t.term for t in terms if t.key in present_keys]
-    sources = [getattr(synth, "g2p_source", "g2p")] + [
+    tiers, pron_problems = _tiers(options, new_terms)
+    problems += pron_problems
+    known = [v for v in options.voices if not engines.check_voice(v)]
+    sources = sorted({engines.g2p_source(v) for v in known}) + [
         s for s, f in (("override", options.overrides), ("lexicon", options.lexicon)) if f
     ]
     problems += [
@@ -116,8 +142,9 @@ def _prepare(terms_csv, out: Path, options: BuildOptions, synth, cfg, append: bo
         if s not in cfg.manifest.ipa_sources
     ]
     if not options.problems():  # the speech checks need valid voices and levels; bad terms are checked regardless
-        problems += _speech_problems(new_terms, options, synth, workers)
-        problems += _pronunciation_problems(tiers, new_terms, synth)
+        problems += rows_per_term_problems(new_terms, _spec(options, engines))
+        problems += _speech_problems(new_terms, options.voices, engines, workers)
+        problems += _pronunciation_problems(tiers, new_terms, options.voices, engines)
     if problems:
         raise InputError(f"{terms_csv}: {len(problems)} problem(s); nothing was built", problems)
     return old_bytes, old_rows, new_terms, present, tiers
@@ -132,7 +159,8 @@ def _check_out(out: Path) -> None:
     require_writable_dir(out.parent, f"--out {out}: its folder")
 
 
-def _spec(options: BuildOptions, synth) -> PlanSpec:
+def _spec(options: BuildOptions, synthesizer: Any) -> PlanSpec:
+    engines = as_engines(synthesizer)
     return PlanSpec(
         contexts=options.contexts,
         voices=options.voices,
@@ -140,60 +168,22 @@ def _spec(options: BuildOptions, synth) -> PlanSpec:
         noise_kinds=options.noise_kinds,
         rows_per_term=options.rows_per_term,
         seed=options.seed,
-        synthesizer=synth.name,
-        g2p_source=getattr(synth, "g2p_source", "g2p"),
+        synthesizer=engines.name,
+        g2p_source="g2p",
         audio_dir=options.audio_dir.strip("/") or ".",
+        g2p_sources={v: engines.g2p_source(v) for v in options.voices if not engines.check_voice(v)},
     )
 
 
-def _render_all(utts: list[Utterance], synth, options: BuildOptions, base_dir: Path, workers: int, progress):
-    needs_babble = any(r.noise_kind == "babble" for u in utts for r in u.rows)
-    babble = None
-    if needs_babble:
-        voices = options.babble_voices or _other_voices(getattr(synth, "babble_voices", None), options.voices)
-        if len(voices) < 2:
-            raise InputError("babble noise needs at least two babble voices (--babble-voices)")
-        (base_dir / options.audio_dir).mkdir(parents=True, exist_ok=True)
-        rate = cast(int, options.sample_rate)  # filled from [manifest] before rendering
-        babble = make_babble(synth, tuple(voices), base_dir / options.audio_dir, rate, options.seed)
-    bar = _progress_bar(len(utts), options, progress)
-    results: list[list[dict]] = []
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(render, u, synth, babble, base_dir, cast(int, options.sample_rate)) for u in utts]
-        try:
-            for fut in futures:
-                results.append(fut.result())
-                bar(len(results), len(utts))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-    return [row for rows in results for row in rows]
-
-
-def _other_voices(candidates: tuple[str, ...] | None, row_voices: tuple[str, ...], talkers: int = 4):
-    """Babble talkers: the synthesizer's candidates that do not speak the rows (when at least two remain)."""
-    if not candidates:
-        return row_voices
-    others = [v for v in candidates if v not in row_voices]
-    return tuple(others[:talkers]) if len(others) >= 2 else tuple(candidates[:talkers])
-
-
-def _progress_bar(total: int, options: BuildOptions, progress):
-    if progress is not None:
-        return progress
-    if not options.progress:
-        return lambda done, total: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="clip", desc="synthesising", file=sys.stderr, dynamic_ncols=True)
-
-    def update(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return update
+def _babble(utts, engines: Engines, options: BuildOptions, base_dir: Path):
+    if not any(r.noise_kind == "babble" for u in utts for r in u.rows):
+        return None
+    voices = options.babble_voices or engines.babble_talkers(options.voices) or options.voices
+    if len(voices) < 2:
+        raise InputError("babble noise needs at least two babble voices (--babble-voices)")
+    (base_dir / options.audio_dir).mkdir(parents=True, exist_ok=True)
+    rate = cast(int, options.sample_rate)  # filled from [manifest] before rendering
+    return make_babble(engines, tuple(voices), base_dir / options.audio_dir, rate, options.seed)
 
 
 def _write_manifest(out: Path, old_bytes: bytes, new_rows: list[dict], cfg: FlywheelConfig) -> str:
@@ -223,6 +213,31 @@ def _write_manifest(out: Path, old_bytes: bytes, new_rows: list[dict], cfg: Flyw
     return report.manifest.version
 
 
+def rejects_path(manifest: Path) -> Path:
+    return manifest.with_name(manifest.stem + ".rejects.jsonl")
+
+
+def _split_rejects(rendered: Rendered, options: BuildOptions, out: Path, model: str) -> tuple[list[dict], JudgeSummary]:
+    """Rows within the judge's limit, and the summary; rejected rows are added to the rejects file with the reason."""
+    summary = summarise(rendered.verdicts, model, options.judge_max)
+    summary.seconds = round(rendered.judge_seconds, 2)
+    kept, rejected = [], []
+    hyps = {v.audio_filepath: v.hypothesis for v in rendered.verdicts}
+    for row in rendered.rows:
+        wer = row.get("judge_carrier_wer")
+        if wer is not None and wer > options.judge_max:
+            reason = f"judge {model} carrier-word WER {wer:.2f} > --judge-max {options.judge_max:g}"
+            rejected.append({**row, "reason": reason, "judge_hypothesis": hyps.get(row["audio_filepath"], "")})
+        else:
+            kept.append(row)
+    if rejected:
+        path = rejects_path(out)
+        previous = path.read_bytes() if path.exists() else b""
+        fio.write_bytes(path, previous + jsonl_bytes(rejected))
+        summary.rejects_file = str(path)
+    return kept, summary
+
+
 def run_build(
     terms_csv: str | Path,
     out_manifest: str | Path,
@@ -232,21 +247,36 @@ def run_build(
     config: FlywheelConfig | None = None,
     append: bool = False,
     progress=None,
+    judge=None,
 ) -> BuildReport:
-    """Build `out_manifest` from a term CSV, or (append) add rows for the terms it does not have yet."""
+    """Build `out_manifest` from a term CSV, or (append) add rows for the terms it does not have yet.
+
+    `judge`: a loaded model (`transcribe(paths) -> list[str]`) that hears every new clip; rows whose carrier-word
+    WER is above `options.judge_max` are not appended. None: no judging (`--no-judge`).
+    """
     start = time.monotonic()
     cfg = config or FlywheelConfig()
-    if options.sample_rate is None:
-        options = dataclasses.replace(options, sample_rate=cfg.manifest.sample_rate)
+    engines = as_engines(synthesizer)
+    options = dataclasses.replace(
+        options,
+        sample_rate=options.sample_rate or cfg.manifest.sample_rate,
+        voices=tuple(engines.canonical(v) for v in options.voices),
+        babble_voices=tuple(engines.canonical(v) for v in options.babble_voices) if options.babble_voices else None,
+    )
     out = Path(out_manifest)
     _check_out(out)
     workers = options.workers or os.cpu_count() or 1
-    old_bytes, old_rows, new_terms, present, tiers = _prepare(
-        terms_csv, out, options, synthesizer, cfg, append, workers
-    )
+    old_bytes, old_rows, new_terms, present, tiers = _prepare(terms_csv, out, options, engines, cfg, append, workers)
     version_before = content_hash(old_rows) if old_bytes else None
-    utts = plan(new_terms, _spec(options, synthesizer), tiers)
-    new_rows = _render_all(utts, synthesizer, options, out.resolve().parent, workers, progress) if utts else []
+    utts = plan(new_terms, _spec(options, engines), tiers)
+    base_dir = out.resolve().parent
+    rendered = Rendered()
+    if utts:
+        babble = _babble(utts, engines, options, base_dir)
+        rendered = render_and_judge(utts, engines, babble, options, base_dir, workers, progress, judge)
+    new_rows, judged = rendered.rows, None
+    if judge is not None and utts:
+        new_rows, judged = _split_rejects(rendered, options, out, getattr(judge, "name", "judge"))
     out.parent.mkdir(parents=True, exist_ok=True)
     version = _write_manifest(out, old_bytes, new_rows, cfg) if new_rows else version_before
     errors = [abs(r["snr_db"] - parse_noise_label(r["noise_level"])) for r in new_rows if r["snr_db"] is not None]
@@ -258,8 +288,12 @@ def run_build(
         version=version or "",
         terms_added=[t.term for t in new_terms],
         terms_present=present,
+        terms_without_rows=sorted({r["term"] for r in rendered.rows} - {r["term"] for r in new_rows}),
         by_ipa_source=dict(Counter(r["ipa_source"] for r in new_rows)),
         by_noise_kind=dict(Counter(r["noise_kind"] or CLEAN for r in new_rows)),
+        by_voice=dict(Counter(r["voice_id"] for r in new_rows)),
         max_snr_error_db=round(max(errors), 3) if errors else None,
+        judge=judged,
+        synthesis_seconds=round(rendered.synthesis_seconds, 2),
         seconds=round(time.monotonic() - start, 2),
     )

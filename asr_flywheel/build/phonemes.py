@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALPHABETS = ("ipa", "espeak")
+ALPHABETS = ("ipa", "espeak", "arpabet")
 
 
 @dataclass(frozen=True)
 class Pronunciation:
-    """How to say one term: `phonemes` in `alphabet` ("ipa" or "espeak" mnemonics), and where it came from."""
+    """How to say one term: `phonemes` in `alphabet` ("ipa", "arpabet" or "espeak" mnemonics), and where it came
+    from."""
 
     phrase: str
     phonemes: str
@@ -148,4 +149,8 @@ def espeak_mnemonics(p: Pronunciation) -> str:
         return p.phonemes.strip()
     if p.alphabet == "ipa":
         return ipa_to_espeak(p.phonemes)
+    if p.alphabet == "arpabet":
+        from asr_flywheel.build.arpabet import arpabet_to_ipa, parse_arpabet
+
+        return " ".join(ipa_to_espeak(arpabet_to_ipa(parse_arpabet(part))) for part in p.phonemes.split("|"))
     raise PhonemeError(f"unknown alphabet {p.alphabet!r} (known: {', '.join(ALPHABETS)})")

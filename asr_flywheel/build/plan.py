@@ -16,6 +16,12 @@ from asr_flywheel.build.noise import CLEAN, parse_noise_label, seed_of
 from asr_flywheel.build.phonemes import Pronunciation
 from asr_flywheel.build.templates import fill, templates_for
 from asr_flywheel.build.terms import TermSpec
+from asr_flywheel.build.voices import Prosody
+from asr_flywheel.errors import Problem
+
+#: A row's speaking rate (duration stretch) and pitch scale are drawn from these, seeded per utterance.
+STRETCHES = (0.9, 1.0, 1.1)
+PITCHES = (0.94, 1.0, 1.06)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Utterance:
     ipa_source: str
     pronunciation: Pronunciation | None
     rows: tuple[PlannedRow, ...] = field(default=())
+    prosody: Prosody = field(default=Prosody())
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class PlanSpec:
     synthesizer: str
     g2p_source: str
     audio_dir: str
+    #: The `ipa_source` of each voice's engine's own rules, where it differs from `g2p_source` (riva: magpie_g2p).
+    g2p_sources: dict[str, str] = field(default_factory=dict)
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -70,13 +79,30 @@ def _pronunciation(term: TermSpec, tiers: list[dict[str, Pronunciation]]) -> Pro
     return None
 
 
-def _combos(term: TermSpec, spec: PlanSpec) -> list[tuple[str, str, str]]:
-    """(context, voice, noise) for a term: all of them, or a seeded per-term sample of `rows_per_term`."""
-    combos = list(product(spec.contexts, spec.voices, spec.noise))
-    if spec.rows_per_term is None or spec.rows_per_term >= len(combos):
-        return combos
+def distinct_rows(term: TermSpec, spec: PlanSpec) -> int:
+    """How many different rows a term can have: contexts × its category's templates × voices × noise levels."""
+    frames = sum(len(templates_for(c, term.category)) for c in spec.contexts)
+    return frames * len(spec.voices) * len(spec.noise)
+
+
+def _combos(term: TermSpec, spec: PlanSpec) -> list[tuple[str, int | None, str, str]]:
+    """(context, frame, voice, noise) for a term.
+
+    Without `rows_per_term`: every (context, voice, noise), with one seeded frame per (context, voice). With it: a
+    seeded per-term sample of that many from every (context, frame, voice, noise); asking for more than exist is
+    refused before synthesis (`rows_per_term_problems`), never silently capped.
+    """
+    if spec.rows_per_term is None:
+        return [(c, None, v, n) for c, v, n in product(spec.contexts, spec.voices, spec.noise)]
+    combos = [
+        (c, f, v, n)
+        for c in spec.contexts
+        for f in range(len(templates_for(c, term.category)))
+        for v in spec.voices
+        for n in spec.noise
+    ]
     rng = random.Random(seed_of(spec.seed, "combos", term.key))
-    chosen = set(rng.sample(range(len(combos)), spec.rows_per_term))
+    chosen = set(rng.sample(range(len(combos)), min(spec.rows_per_term, len(combos))))
     return [c for i, c in enumerate(combos) if i in chosen]
 
 
@@ -95,19 +121,44 @@ def _row(term: TermSpec, context: str, voice: str, text: str, noise: str, spec: 
 def plan_term(term: TermSpec, spec: PlanSpec, tiers: list[dict[str, Pronunciation]]) -> list[Utterance]:
     """The utterances (and their noise rows) for one term, in a stable order."""
     pron = _pronunciation(term, tiers)
-    source = pron.source if pron else spec.g2p_source
     extra = f"{spec.synthesizer}|{pron.alphabet}:{pron.phonemes}" if pron else spec.synthesizer
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for context, voice, noise in _combos(term, spec):
-        grouped.setdefault((context, voice), []).append(noise)
+    grouped: dict[tuple[str, int | None, str], list[str]] = {}
+    for context, frame, voice, noise in _combos(term, spec):
+        grouped.setdefault((context, frame, voice), []).append(noise)
     out = []
-    for (context, voice), noises in grouped.items():
+    for (context, frame, voice), noises in grouped.items():
         frames = templates_for(context, term.category)
-        frame = frames[seed_of(spec.seed, "frame", term.key, context, voice) % len(frames)]
-        text = fill(frame, term.term)
-        rows = tuple(_row(term, context, voice, text, n, spec, extra) for n in noises)
-        out.append(Utterance(term, context, voice, text, source, pron, rows))
+        pick = frame if frame is not None else seed_of(spec.seed, "frame", term.key, context, voice) % len(frames)
+        text = fill(frames[pick], term.term)
+        prosody = Prosody(
+            STRETCHES[seed_of(spec.seed, "stretch", term.key, context, voice, text) % len(STRETCHES)],
+            PITCHES[seed_of(spec.seed, "pitch", term.key, context, voice, text) % len(PITCHES)],
+        )
+        rows = tuple(_row(term, context, voice, text, n, spec, f"{extra}|{prosody}") for n in noises)
+        source = pron.source if pron else spec.g2p_sources.get(voice, spec.g2p_source)
+        out.append(Utterance(term, context, voice, text, source, pron, rows, prosody))
     return out
+
+
+def rows_per_term_problems(terms: list[TermSpec], spec: PlanSpec) -> list[Problem]:
+    """Terms that cannot get `rows_per_term` distinct rows, with the arithmetic (checked before synthesis)."""
+    if spec.rows_per_term is None:
+        return []
+    problems = []
+    for t in terms:
+        most = distinct_rows(t, spec)
+        if spec.rows_per_term > most:
+            frames = sum(len(templates_for(c, t.category)) for c in spec.contexts)
+            problems.append(
+                Problem(
+                    t.line,
+                    "rows_per_term",
+                    f"{t.term!r} can have at most {most} distinct rows ({frames} sentences in {len(spec.contexts)} "
+                    f"context(s) × {len(spec.voices)} voice(s) × {len(spec.noise)} noise level(s)), not "
+                    f"{spec.rows_per_term}: add voices, contexts or noise levels, or ask for fewer",
+                )
+            )
+    return problems
 
 
 def plan(terms: list[TermSpec], spec: PlanSpec, tiers: list[dict[str, Pronunciation]]) -> list[Utterance]:

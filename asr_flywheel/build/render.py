@@ -8,10 +8,10 @@ than the tolerance is an error rather than a mislabelled row.
 from __future__ import annotations
 
 import errno
-import inspect
 import io
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import cast
 
@@ -20,7 +20,9 @@ import soundfile as sf
 
 from asr_flywheel import io as fio
 from asr_flywheel.build.noise import SNR_TOLERANCE_DB, babble_bed, measured_snr, mix_at_snr, noise_for
+from asr_flywheel.build.phonemes import Pronunciation
 from asr_flywheel.build.plan import PlannedRow, Utterance
+from asr_flywheel.build.voices import Engines
 from asr_flywheel.errors import FlywheelError
 
 #: Everyday sentences (no clinical terms) spoken by the babble talkers.
@@ -38,15 +40,6 @@ BABBLE_SENTENCES = (
 
 class BuildError(FlywheelError):
     """Synthesis or mixing failed for a row (the manifest is not written)."""
-
-
-def accepts_pronunciations(synthesizer) -> bool:
-    """Whether a synthesizer's `synthesize` takes `pronunciations=` (phoneme input for override tiers)."""
-    try:
-        params = inspect.signature(synthesizer.synthesize).parameters
-    except (TypeError, ValueError):
-        return False
-    return "pronunciations" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 #: Free space under which an unreadable synthesizer output is blamed on a full disk.
@@ -101,8 +94,8 @@ def _make_babble(synthesizer, voices: tuple[str, ...], work_dir: Path, sample_ra
     return babble_bed(talkers, seed)
 
 
-def _synthesise(utt: Utterance, synthesizer, work_dir: Path, sample_rate: int) -> np.ndarray:
-    kwargs = {"voice": utt.voice, "sample_rate": sample_rate}
+def _synthesise(utt: Utterance, synthesizer: Engines, work_dir: Path, sample_rate: int) -> np.ndarray:
+    kwargs: dict = {"voice": utt.voice, "sample_rate": sample_rate, "prosody": utt.prosody}
     if utt.pronunciation is not None:
         kwargs["pronunciations"] = (utt.pronunciation,)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=".synth-") as tmp:
@@ -133,6 +126,23 @@ def _write_row(utt: Utterance, row: PlannedRow, speech, babble, base_dir: Path, 
     return _row_dict(utt, row, frames / sample_rate, snr)
 
 
+@lru_cache(maxsize=4096)
+def _term_phones(synthesizer: Engines, term: str, voice: str, pron: Pronunciation | None) -> str | None:
+    """What the engine says for the term (same for every sentence it is in): asked once per term and voice."""
+    return synthesizer.term_phones(term, voice, pron)
+
+
+def _speech_fields(utt: Utterance, synthesizer: Engines) -> dict:
+    """How the row was spoken: the term's phones as the engine said them, and the row's prosody."""
+    extra: dict = {}
+    phones = _term_phones(synthesizer, utt.term.term, utt.voice, utt.pronunciation)
+    if phones:
+        extra["spoken_phones"] = phones
+    if synthesizer.varies_prosody(utt.voice):
+        extra["prosody"] = utt.prosody.to_dict()
+    return extra
+
+
 def _row_dict(utt: Utterance, row: PlannedRow, duration: float, snr: float | None) -> dict:
     d = {
         "audio_filepath": row.audio_relpath,
@@ -152,13 +162,14 @@ def _row_dict(utt: Utterance, row: PlannedRow, duration: float, snr: float | Non
     return d
 
 
-def render(utt: Utterance, synthesizer, babble, base_dir: Path, sample_rate: int) -> list[dict]:
+def render(utt: Utterance, synthesizer: Engines, babble, base_dir: Path, sample_rate: int) -> list[dict]:
     """Synthesise one utterance and write all its noise variants; returns their manifest rows."""
     work_dir = base_dir / utt.rows[0].audio_relpath
     work_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         speech = _synthesise(utt, synthesizer, work_dir.parent, sample_rate)
-        return [_write_row(utt, r, speech, babble, base_dir, sample_rate) for r in utt.rows]
+        extra = _speech_fields(utt, synthesizer)
+        return [_write_row(utt, r, speech, babble, base_dir, sample_rate) | extra for r in utt.rows]
     except (FlywheelError, ValueError) as exc:
         where = f"term {utt.term.term!r} (line {utt.term.line}), {utt.context}, voice {utt.voice}"
         raise BuildError(f"{where}: {exc}") from None

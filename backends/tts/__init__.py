@@ -1,7 +1,8 @@
-"""Text-to-speech synthesizers that grow manifests with synthetic clinical audio (SPEC §12).
+"""Text-to-speech synthesizers that grow manifests with synthetic clinical audio.
 
-`espeak-ng` (local, the default) and `riva-tts` (a Riva / Magpie TTS server, opt-in). Registering them is cheap:
-neither imports its client library until it synthesises.
+Local engines: `flite` and `festival` (realistic voices, the defaults) and `espeak-ng` (robotic, kept by name for
+phoneme-input experiments); `riva-tts` (a Riva / Magpie TTS server, opt-in). Voice ids name the engine
+(`flite:rms`). Registering them is cheap: nothing runs until a build synthesises.
 """
 
 from asr_flywheel import hookimpl
@@ -10,6 +11,8 @@ from asr_flywheel import hookimpl
 @hookimpl
 def register_synthesizers():
     from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
+    from asr_flywheel.backends.tts.festival import FestivalSynthesizer
+    from asr_flywheel.backends.tts.flite import FliteSynthesizer
     from asr_flywheel.backends.tts.riva import RivaSynthesizer
 
-    return [EspeakSynthesizer(), RivaSynthesizer()]
+    return [FliteSynthesizer(), FestivalSynthesizer(), EspeakSynthesizer(), RivaSynthesizer()]

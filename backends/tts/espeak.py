@@ -8,33 +8,17 @@ espeak's own grapheme-to-phoneme rules (`ipa_source = "g2p"`).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+from asr_flywheel.backends.tts._tools import SynthesisError, failed, synthesise_to
+from asr_flywheel.backends.tts._tools import require as _require
+from asr_flywheel.backends.tts._tools import run as _run
 from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, espeak_mnemonics
-from asr_flywheel.errors import FlywheelError
-
-
-class SynthesisError(FlywheelError):
-    pass
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise SynthesisError(f"`{tool}` is not installed; run `make setup` (installs espeak-ng and sox)")
-    return path
-
-
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True)
+from asr_flywheel.build.voices import Prosody
 
 
 def with_phonemes(text: str, pronunciations: Sequence[Pronunciation]) -> str:
@@ -61,8 +45,16 @@ def _foreign_letters(text: str) -> list[str]:
     return [c for c in dict.fromkeys(text) if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN")]
 
 
+@cache
+def _installed(espeak: str) -> tuple[str, ...]:
+    lines = _run([espeak, "--voices=en"]).stdout.splitlines()[1:]
+    names = (line.split()[1] for line in lines if len(line.split()) > 1)
+    return tuple(n for n in dict.fromkeys(names) if n != "variant")
+
+
 class EspeakSynthesizer:
     name = "espeak-ng"
+    engine = "espeak"
     #: The manifest's `ipa_source` for words spoken by espeak's own grapheme-to-phoneme rules.
     g2p_source = "g2p"
     #: Talkers of the babble noise: voices a build usually does not use for its rows.
@@ -70,6 +62,15 @@ class EspeakSynthesizer:
 
     def __init__(self, speed_wpm: int = 160):
         self.speed_wpm = speed_wpm
+
+    def voices(self) -> tuple[str, ...]:
+        """The English voices (variants such as `en-us+f3` are accepted too)."""
+        return _installed(_require("espeak-ng"))
+
+    def term_phones(self, term: str, voice: str | None, pronunciation: Pronunciation | None) -> str | None:
+        said = f"[[{espeak_mnemonics(pronunciation)}]]" if pronunciation else term
+        res = _run([_require("espeak-ng"), "-q", "-x", *(["-v", voice] if voice else []), "--", said])
+        return " ".join(res.stdout.split()) or None if res.returncode == 0 else None
 
     def check_voice(self, voice: str) -> str | None:
         """Why espeak-ng cannot use `voice` (None when it can)."""
@@ -103,33 +104,30 @@ class EspeakSynthesizer:
         phonemes: str | None = None,
         sample_rate: int = 16000,
         pronunciations: Sequence[Pronunciation] = (),
+        prosody: Prosody | None = None,
     ) -> Path:
         """Write a WAV for `text` (or for espeak phoneme mnemonics in `phonemes`). Atomic: temp + rename.
 
         `pronunciations` say phrases of `text` with given phonemes (verified overrides, lexicon entries).
         """
-        espeak, sox = _require("espeak-ng"), _require("sox")
+        espeak = _require("espeak-ng")
         if not (phonemes or text or "").strip():
             raise SynthesisError("nothing to synthesise: empty text")
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         try:
             spoken = f"[[{phonemes}]]" if phonemes else with_phonemes(text, pronunciations)
         except PhonemeError as exc:
             raise SynthesisError(str(exc)) from None
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            raw = Path(tmp) / "raw.wav"
-            final = Path(tmp) / "final.wav"
-            cmd = [espeak, "-s", str(self.speed_wpm), "-w", str(raw)]
+        rate = round(self.speed_wpm / prosody.stretch) if prosody else self.speed_wpm
+
+        def make_raw(raw: Path) -> None:
+            cmd = [espeak, "-s", str(rate), "-w", str(raw)]
             if voice:
                 cmd += ["-v", voice]
+            if prosody and prosody.pitch != 1.0:
+                cmd += ["-p", str(max(0, min(99, round(50 * prosody.pitch))))]
             # "--" so text starting with "-" is never read as an option.
             res = _run([*cmd, "--", spoken])
-            if res.returncode != 0 or not raw.exists():
-                raise SynthesisError(f"espeak-ng failed ({res.returncode}): {res.stderr.strip()[:300]}")
-            # -R: repeatable dither, so the same text gives byte-identical audio (deterministic builds and corpora).
-            res = _run([sox, "-q", "-R", str(raw), "-r", str(sample_rate), "-c", "1", "-b", "16", str(final)])
             if res.returncode != 0:
-                raise SynthesisError(f"sox failed ({res.returncode}): {res.stderr.strip()[:300]}")
-            os.replace(final, out)
-        return out
+                raise failed("espeak-ng", res)
+
+        return synthesise_to(out_path, sample_rate, make_raw)

@@ -53,6 +53,7 @@ def ssml(text: str, pronunciations: Sequence[Pronunciation]) -> str:
 
 class RivaSynthesizer:
     name = "riva-tts"
+    engine = "riva"
     g2p_source = "magpie_g2p"
 
     def __init__(self, uri: str | None = None, *, use_ssl: bool | None = None, timeout_s: float = 60.0):

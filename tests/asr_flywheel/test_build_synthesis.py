@@ -24,8 +24,15 @@ from asr_flywheel.flows.building import build_manifest
 from asr_flywheel.io import read_jsonl
 from asr_flywheel.validation import validate_manifest
 
+# espeak-ng (bare ids: the default engine) and no judge: these tests are about the build's mechanics, and the
+# judge rejects espeak's speech (tests/asr_flywheel/test_build_judge.py covers it).
 ONE = BuildOptions(
-    contexts=("chart_note",), voices=("en-us",), noise=("clean", "snr_15db", "snr_5db"), workers=2, progress=False
+    contexts=("chart_note",),
+    voices=("en-us",),
+    noise=("clean", "snr_15db", "snr_5db"),
+    workers=2,
+    progress=False,
+    judge=None,
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 from asr_flywheel.flows.cli import main
 
 FLYWHEEL = Path(sys.executable).with_name("flywheel")
-FAST = ["--voices", "en-us", "--contexts", "handoff", "--workers", "2"]
+FAST = ["--voices", "flite:rms", "--contexts", "handoff", "--workers", "2"]
 
 
 def _csv(path: Path, body: str) -> Path:
@@ -43,7 +43,7 @@ def test_bad_terms_exit_2_listing_every_line_and_nothing_is_built(tmp_path):
 def test_built_manifest_passes_validate(tmp_path, capsys):
     out = tmp_path / "data" / "m.jsonl"
     terms = _csv(tmp_path / "t.csv", "troponin,lab\n")
-    assert main(["build", str(terms), "--out", str(out), "--noise", "clean,snr_15db", *FAST]) == 0
+    assert main(["build", str(terms), "--out", str(out), "--noise", "clean,snr_15db", "--no-judge", *FAST]) == 0
     assert "+2 rows" in capsys.readouterr().out
     assert main(["validate", str(out)]) == 0
     assert "2 rows valid (audio checked)" in capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_build_on_a_full_disk_says_so_and_leaves_no_partial_clip_or_manifest(tmp
 
     terms = _csv(tmp_path / "t.csv", "cefazolin,drug\nvancomycin,drug\n")
     with small_filesystem(tmp_path / "disk", free_bytes=64 * 1024) as disk:
-        code = main(["build", str(terms), "--out", str(disk / "m.jsonl"), *FAST, "--rows-per-term", "4"])
+        code = main(["build", str(terms), "--out", str(disk / "m.jsonl"), *FAST, "--rows-per-term", "3"])
         err = capsys.readouterr().err
         assert code != 0 and "no space left on the device" in err and "Format not recognised" not in err
         assert not (disk / "m.jsonl").exists()

@@ -105,6 +105,7 @@ def test_build_through_the_riva_plugin_records_magpie_g2p_and_overrides(fake_riv
         noise_kinds=("pink",),
         overrides=overrides,
         progress=False,
+        judge=None,  # the mock server's audio is a tone, not speech: nothing for a judge to hear
     )
     report = build_manifest(terms, out, opts)
     rows = read_jsonl(out)

@@ -1,0 +1,38 @@
+"""Decoder worker processes (imported by spawned children: pocketsphinx and soundfile only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_decoder = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+
+
+def start() -> None:
+    global _decoder
+    from pocketsphinx import Decoder
+
+    _decoder = Decoder(loglevel="FATAL")
+
+
+def decode(path: str) -> str | Refusal:
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(path, dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, OSError) as exc:
+        return Refusal(f"{path}: unreadable audio ({exc})")
+    if rate != 16000 or data.shape[1] != 1:
+        return Refusal(f"{path}: {rate} Hz, {data.shape[1]} channel(s); PocketSphinx's en-US model needs 16 kHz mono")
+    if _decoder is None:
+        start()
+    assert _decoder is not None
+    _decoder.start_utt()
+    _decoder.process_raw(data[:, 0].tobytes(), full_utt=True)
+    _decoder.end_utt()
+    hyp = _decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
