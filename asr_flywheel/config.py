@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -64,6 +65,9 @@ class SplitConfig:
     holdout_terms: int = 0
     #: Send at least this many rows of every term to validation (one row always stays in training).
     min_heldout_per_term: int = 0
+    #: Hold out whole voices (every row of theirs goes to validation) to measure KER on unseen voices: a number
+    #: (voices drawn by the seed) or a list of voice ids (`["festival:slt_hts"]`).
+    holdout_voices: int | tuple[str, ...] = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,8 @@ def _hints(cls) -> dict[str, Any]:
 
 
 def _type_ok(tp, value) -> bool:
+    if isinstance(tp, types.UnionType):
+        return any(_type_ok(t, value) for t in get_args(tp))
     if get_origin(tp) is tuple:
         (inner, _ellipsis) = get_args(tp)
         return isinstance(value, list | tuple) and all(_type_ok(inner, v) for v in value)
@@ -225,6 +231,8 @@ def _type_ok(tp, value) -> bool:
 
 
 def _coerce(tp, value):
+    if isinstance(tp, types.UnionType):
+        return _coerce(next(t for t in get_args(tp) if _type_ok(t, value)), value)
     if get_origin(tp) is tuple:
         return tuple(value)
     if tp is float:
@@ -262,6 +270,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "split.val_fraction": (0, 1, False, False),
     "split.seed": (0, None, True, False),
     "split.holdout_terms": (0, None, True, False),
+    "split.holdout_voices": (0, None, True, False),
     "split.min_heldout_per_term": (0, None, True, False),
     "decision.keep_drop": (0, 1, False, True),
     "decision.grow_drop": (0, 1, False, True),
@@ -311,6 +320,8 @@ def _out_of_range(key: str, value: Any) -> str | None:
 
 
 def _type_name(tp) -> str:
+    if isinstance(tp, types.UnionType):
+        return " or ".join(_type_name(t) for t in get_args(tp))
     if get_origin(tp) is tuple:
         return f"a list of {get_args(tp)[0].__name__}"
     return tp.__name__

@@ -57,6 +57,8 @@ class DecisionResult:
     comparison: str = PAIRED
     #: KER on held-out rows whose term was never trained on (reported, never decides); None when there are none.
     unseen: dict | None = None
+    #: KER before → after on rows of seen terms spoken by voices never trained on (None: no such rows).
+    unseen_voices: dict | None = None
     control: dict | None = None
     #: True when the "after" rows included training rows (allowed explicitly; the numbers are flattered).
     includes_training_rows: bool = False
@@ -153,6 +155,11 @@ def _split_seen(after: list[dict]) -> tuple[list[dict], list[dict]]:
     return ([r for r in after if r.get("seen_term") is not False], unseen) if unseen else (after, [])
 
 
+def _unseen_voices(after: list[dict]) -> list[dict]:
+    """Rows of seen terms spoken by voices no training row had: they isolate generalisation to a new speaker."""
+    return [r for r in after if r.get("seen_voice") is False and r.get("seen_term") is not False]
+
+
 def _unseen_summary(before: list[dict], unseen: list[dict], stats: StatsConfig, targets) -> dict | None:
     if not unseen:
         return None
@@ -209,6 +216,13 @@ def decide(
             f"Decided on seen terms only; unseen (held-out) terms: KER {u['ker_before']:.3f} → {u['ker_after']:.3f} "
             f"(n={u['n']}), reported, not decisive."
         )
+    unseen_voices = _unseen_summary(before_samples, _unseen_voices(after_samples), stats, targets)
+    if unseen_voices:
+        v = unseen_voices["all"]
+        notes.append(
+            f"Unseen voices (seen terms, voices no training row had): KER {v['ker_before']:.3f} → "
+            f"{v['ker_after']:.3f} (n={v['n']}), part of the decision's rows and reported apart."
+        )
     decision, why = _plateau(decision, why, tgt.relative_change, cfg, history, cycle, manifest_family)
     significance = cfg.require_significance if require_significance is None else require_significance
     if significance and not tgt.significant and decision in (Decision.KEEP, Decision.GROW_MANIFEST, Decision.OVERFIT):
@@ -231,6 +245,7 @@ def decide(
         manifest_family=manifest_family,
         notes=notes,
         unseen=unseen,
+        unseen_voices=unseen_voices,
         control=control.to_dict() if control else None,
     )
     return result, cmp
@@ -257,6 +272,9 @@ def render_decision(result: DecisionResult) -> str:
     if result.unseen:
         u = result.unseen["all"]
         lines.append(f"- Unseen terms (all categories): KER {u['ker_before']:.3f} → {u['ker_after']:.3f} (n={u['n']})")
+    if result.unseen_voices:
+        v = result.unseen_voices["all"]
+        lines.append(f"- Unseen voices (all categories): KER {v['ker_before']:.3f} → {v['ker_after']:.3f} (n={v['n']})")
     if result.control:
         c = result.control
         rise = "n/a" if c["rise"] is None else f"{c['rise']:+.1%}"

@@ -128,6 +128,9 @@ def render_leaderboard(
     if metrics.get("ker_by_seen"):
         lines += ["## Seen vs unseen terms (unseen: no training row had the term)", ""]
         lines += _breakdown_table("terms", "seen", metrics["ker_by_seen"])
+    if metrics.get("ker_by_seen_voice"):
+        lines += ["## Seen vs unseen voices (unseen: no training row had the voice, as with a new clinician)", ""]
+        lines += _breakdown_table("voices", "seen", metrics["ker_by_seen_voice"])
     if control is not None:
         lines += [*render_control(control), ""]
     if comparison is not None:

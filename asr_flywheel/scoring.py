@@ -55,6 +55,7 @@ class ScoreReport:
     scores: RowScores
     metrics: dict
     seen: list[bool | None] | None = None  # per row: term seen in training (None: row without a term)
+    seen_voice: list[bool | None] | None = None  # per row: voice heard in training (None: row without voice_id)
 
 
 def ker_breakdown(values: list, ker: np.ndarray, stats: StatsConfig, extra: dict | None = None) -> dict:
@@ -105,6 +106,7 @@ def score_manifest(
     family: str | None = None,
     seen_terms: Collection[str] | None = None,
     train_audio: Collection[str] | None = None,
+    seen_voices: Collection[str] | None = None,
 ) -> ScoreReport:
     """Compute every metric and breakdown for aligned manifest rows and hypotheses.
 
@@ -174,10 +176,15 @@ def score_manifest(
         metrics["ker_by_seen"] = ker_breakdown([_seen_label(x) for x in seen], scores.ker, st)
         for term, entry in metrics["ker_by_term"].items():
             entry["seen"] = term in known
+    seen_voice = None
+    if seen_voices is not None:
+        heard = set(seen_voices)
+        seen_voice = [v in heard if isinstance(v, str) and v else None for v in manifest.column("voice_id")]
+        metrics["ker_by_seen_voice"] = ker_breakdown([_seen_label(x) for x in seen_voice], scores.ker, st)
     shown = [t for t, e in list(metrics["ker_by_term"].items())[:MISRECOGNITION_TERMS] if e["ker"] > 0]
     for term, mis in term_misrecognitions(refs_norm, hyps_norm, terms_norm, scores.ker, shown).items():
         metrics["ker_by_term"][term]["misrecognitions"] = mis.to_dict()
-    return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics, seen)
+    return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics, seen, seen_voice)
 
 
 def _count_in(audio_paths: list[str], train_audio: Collection[str]) -> int:
@@ -235,6 +242,9 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
     if report.seen is not None:  # the decision pairs rows by audio and decides on seen terms only (SPEC §8)
         for row, seen in zip(rows, report.seen, strict=True):
             row["seen_term"] = seen
+    if report.seen_voice is not None:
+        for row, heard in zip(rows, report.seen_voice, strict=True):
+            row["seen_voice"] = heard
     return rows
 
 

@@ -15,6 +15,9 @@ A category whose guarantees exceed its share gets a larger validation side, and 
 so the choice is deterministic), to measure generalisation to words the model never trained on. Terms that
 end up only in validation, held out or by chance, are "unseen"; split.json lists seen and unseen terms so the
 scorer can report KER on each apart (`read_split`).
+
+`holdout_voices` does the same for voices (`voice_id`): a number of voices drawn by the seed, or a list of ids.
+A clinician's voice is never in the training set, so KER on unseen voices is reported apart, like unseen terms.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class SplitResult:
     seen_terms: tuple[str, ...] = ()
     unseen_terms: tuple[str, ...] = ()
     heldout_terms: tuple[str, ...] = ()
+    #: Voices with at least one training row / only validation rows / held out on purpose.
+    seen_voices: tuple[str, ...] = ()
+    unseen_voices: tuple[str, ...] = ()
+    heldout_voices: tuple[str, ...] = ()
 
     def summary(self, cfg: SplitConfig, manifest: Manifest) -> dict:
         return {
@@ -63,6 +70,10 @@ class SplitResult:
             "heldout_terms": list(self.heldout_terms),
             "seen_terms": list(self.seen_terms),
             "unseen_terms": list(self.unseen_terms),
+            "holdout_voices": cfg.holdout_voices if isinstance(cfg.holdout_voices, int) else list(cfg.holdout_voices),
+            "heldout_voices": list(self.heldout_voices),
+            "seen_voices": list(self.seen_voices),
+            "unseen_voices": list(self.unseen_voices),
         }
 
 
@@ -72,6 +83,8 @@ class SplitInfo:
 
     seen_terms: frozenset[str]
     train_audio: frozenset[str]
+    #: None for a split written before voices were recorded.
+    seen_voices: frozenset[str] | None = None
 
 
 def read_split(split_dir: str | Path) -> SplitInfo:
@@ -84,7 +97,12 @@ def read_split(split_dir: str | Path) -> SplitInfo:
         raise InputError(f"{d} is not a written split: {exc.filename} not found") from None
     if "seen_terms" not in summary:
         raise InputError(f"{d / 'split.json'} records no seen_terms (written by an older version); split again")
-    return SplitInfo(frozenset(summary["seen_terms"]), frozenset(r["audio_filepath"] for r in train))
+    voices = summary.get("seen_voices")
+    return SplitInfo(
+        frozenset(summary["seen_terms"]),
+        frozenset(r["audio_filepath"] for r in train),
+        None if voices is None else frozenset(voices),
+    )
 
 
 def _rank_key(seed: int, audio: str) -> bytes:
@@ -111,6 +129,27 @@ def _pick_heldout(terms: list[str | None], cfg: SplitConfig) -> frozenset[str]:
         )
     ranked = sorted(distinct, key=lambda t: _rank_key(cfg.seed, f"term\0{t}"))
     return frozenset(ranked[: cfg.holdout_terms])
+
+
+def _pick_heldout_voices(voices: list[str | None], cfg: SplitConfig) -> frozenset[str]:
+    distinct = sorted({v for v in voices if v})
+    wanted = cfg.holdout_voices
+    if isinstance(wanted, int):
+        if wanted and wanted >= len(distinct):
+            raise InputError(
+                f"cannot hold out {wanted} voice(s): the manifest has {len(distinct)} distinct voice(s) "
+                f"({', '.join(distinct) or 'no voice_id'}) and at least one must remain to train on"
+            )
+        return frozenset(sorted(distinct, key=lambda v: _rank_key(cfg.seed, f"voice\0{v}"))[:wanted])
+    missing = [v for v in wanted if v not in distinct]
+    if missing:
+        raise InputError(
+            "split.holdout_voices names voices the manifest does not have",
+            [Problem(0, "split.holdout_voices", f"{v!r} (voices: {', '.join(distinct) or 'none'})") for v in missing],
+        )
+    if distinct and set(wanted) >= set(distinct):
+        raise InputError("split.holdout_voices holds out every voice: at least one must remain to train on")
+    return frozenset(wanted)
 
 
 def _check_priority(manifest: Manifest, priority: tuple[str, ...], min_priority_rows: int) -> None:
@@ -153,10 +192,12 @@ def split_manifest(
     _check_priority(manifest, priority, min_priority_rows)
     terms = _terms(manifest)
     heldout = _pick_heldout(terms, cfg)
+    voices = [v if isinstance(v, str) and v else None for v in manifest.column("voice_id")]
+    heldout_voices = _pick_heldout_voices(voices, cfg)
     by_cat: dict[str, list[int]] = defaultdict(list)
     val: list[int] = []
     for i, row in enumerate(manifest.rows):
-        if terms[i] in heldout:
+        if terms[i] in heldout or voices[i] in heldout_voices:
             val.append(i)
         else:
             by_cat[row.get("entity_category") or NO_CATEGORY].append(i)
@@ -185,6 +226,8 @@ def split_manifest(
             c[side] += 1
     seen = cast(set[str], {terms[i] for i in train if terms[i]})
     unseen = cast(set[str], {terms[i] for i in val if terms[i]}) - seen
+    seen_v = cast(set[str], {voices[i] for i in train if voices[i]})
+    unseen_v = cast(set[str], {voices[i] for i in val if voices[i]}) - seen_v
     return SplitResult(
         sorted(train),
         sorted(val),
@@ -193,6 +236,9 @@ def split_manifest(
         seen_terms=tuple(sorted(seen)),
         unseen_terms=tuple(sorted(unseen)),
         heldout_terms=tuple(sorted(heldout)),
+        seen_voices=tuple(sorted(seen_v)),
+        unseen_voices=tuple(sorted(unseen_v)),
+        heldout_voices=tuple(sorted(heldout_voices)),
     )
 
 

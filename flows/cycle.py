@@ -241,7 +241,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
         "train", TrainRecord, lambda: tasks.train(cycle=c, start=start, cfg=cfg, run_name=label.run_name)
     )
     control = run.control(trained)
-    seen_terms, train_audio = trained_on(held)
+    trained_split = trained_on(held)
     rescored = run.step(
         "rescore",
         ScoreRecord,
@@ -252,8 +252,9 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             n + 1,
             SCOPE_HELDOUT,
             before_metrics=baseline.metrics,
-            seen_terms=seen_terms,
-            train_audio=train_audio,
+            seen_terms=trained_split.seen_terms,
+            train_audio=trained_split.train_audio,
+            seen_voices=trained_split.seen_voices,
             control=control,
         ),
     )
@@ -443,6 +444,9 @@ def outcome_details(run: CycleRun) -> list[str]:
         unseen = (result.unseen or {}).get("all")
         if unseen:
             lines.append(f"Unseen terms: KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} (n={unseen['n']})")
+        voices = (result.unseen_voices or {}).get("all")
+        if voices:
+            lines.append(f"Unseen voices: KER {voices['ker_before']:.3f} → {voices['ker_after']:.3f} (n={voices['n']})")
     check: ControlCheck | None = run.seen.get("control")
     if check is not None:
         lines.append(f"Control set: {check.sentence()}")

@@ -121,6 +121,9 @@ def _print_decision(n: int, d: DecisionResult) -> None:
     unseen = (d.unseen or {}).get("all")
     if unseen:
         print(f"  cycle {n}: unseen-term KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} (n={unseen['n']})")
+    voices = (d.unseen_voices or {}).get("all")
+    if voices:
+        print(f"  cycle {n}: unseen-voice KER {voices['ker_before']:.3f} → {voices['ker_after']:.3f} (n={voices['n']})")
     control = d.control_check
     if control:
         rise = "n/a" if control.rise is None else f"{control.rise:+.1%}"

@@ -127,6 +127,8 @@ class DecisionRecord(StepRecord):
     control: dict | None = None
     #: KER on terms the model never trained on, reported apart (they do not decide).
     unseen: dict | None = None
+    #: KER on rows of seen terms spoken by voices never trained on, reported apart.
+    unseen_voices: dict | None = None
 
     @property
     def markdown(self) -> str:

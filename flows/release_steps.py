@@ -20,6 +20,7 @@ from asr_flywheel.flows.records import (
     SplitRecord,
     TrainRecord,
 )
+from asr_flywheel.split import SplitInfo
 
 
 def register(
@@ -116,13 +117,12 @@ def promote(*, registry_dir: str | Path, model_id: str, reason: str, started_fro
     return Promotion(model_id=model_id, reason=reason, files=[str(reg.path)])
 
 
-def trained_on(split_rec: SplitRecord) -> tuple[frozenset[str], frozenset[str]]:
-    """The split's training terms and training audio: the re-score reports seen vs unseen terms with them and
-    records that none of its rows were trained on."""
+def trained_on(split_rec: SplitRecord) -> SplitInfo:
+    """The split's training terms, voices and audio: the re-score reports seen vs unseen terms and voices with
+    them and records that none of its rows were trained on."""
     from asr_flywheel.split import read_split
 
-    info = read_split(split_rec.dir)
-    return info.seen_terms, info.train_audio
+    return read_split(split_rec.dir)
 
 
 CHART_FILE = "ker_by_category.png"

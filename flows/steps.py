@@ -95,6 +95,7 @@ def score(
     before_metrics: str | Path | None = None,
     seen_terms: Collection[str] | None = None,
     train_audio: Collection[str] | None = None,
+    seen_voices: Collection[str] | None = None,
     control: ControlCheck | None = None,
 ) -> ScoreRecord:
     """Score transcripts; write offline_hyps.jsonl, the scoring files and the leaderboard (with the configured
@@ -107,7 +108,7 @@ def _score(**kw) -> tuple[ScoreRecord, ScoreReport, dict[str, Path]]:
     from asr_flywheel.leaderboard import render_comparison, render_leaderboard
 
     out, manifest, hyps, cfg = Path(kw["out"]), kw["manifest"], list(kw["hyps"]), kw["cfg"]
-    extra = {k: kw[k] for k in ("seen_terms", "train_audio") if kw.get(k) is not None}
+    extra = {k: kw[k] for k in ("seen_terms", "train_audio", "seen_voices") if kw.get(k) is not None}
     report = score_manifest(
         manifest,
         hyps,
@@ -253,6 +254,7 @@ def decide(
         decision_md=str(md),
         control=result.control,
         unseen=result.unseen,
+        unseen_voices=result.unseen_voices,
         files=[str(path), str(md)],
     )
 

@@ -12,6 +12,7 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,7 +49,15 @@ def render_and_judge(
 ) -> Rendered:
     """Every utterance's rows (in plan order), each with `judge_carrier_wer` when a judge is given."""
     bar = progress_bar(len(utts), options, progress)
+    clips = sum(len(u.rows) for u in utts)
+    judge_bar = progress_bar(clips, options, None if progress is None else _quiet, "judging") if judge else _quiet
     rate = cast(int, options.sample_rate)
+    judged_clips = [0]
+
+    def heard(n: int, _batch: Future) -> None:  # runs on the judge thread as each batch finishes
+        judged_clips[0] += n
+        judge_bar(judged_clips[0], clips)
+
     out = Rendered()
     start = time.monotonic()
     pending: list[dict] = []
@@ -63,7 +72,9 @@ def render_and_judge(
                 if judge is not None:
                     pending += rows
                     if len(pending) >= JUDGE_BATCH or done == len(futures):
-                        judged.append(judge_thread.submit(_judge_batch, judge, pending, base_dir))
+                        jf = judge_thread.submit(_judge_batch, judge, pending, base_dir)
+                        jf.add_done_callback(partial(heard, len(pending)))
+                        judged.append(jf)
                         pending = []
             out.synthesis_seconds = time.monotonic() - start
             for jf in judged:
@@ -81,14 +92,19 @@ def render_and_judge(
     return out
 
 
-def progress_bar(total: int, options: BuildOptions, progress):
+def _quiet(done: int, total: int) -> None:
+    return None
+
+
+def progress_bar(total: int, options: BuildOptions, progress, desc: str = "synthesising"):
     if progress is not None:
         return progress
     if not options.progress:
-        return lambda done, total: None
+        return _quiet
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="utt", desc="synthesising", file=sys.stderr, dynamic_ncols=True)
+    unit = "clip" if desc == "judging" else "utt"
+    bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
     def update(done: int, total: int) -> None:
         bar.update(done - bar.n)

@@ -1,4 +1,8 @@
-"""Synthesise the general-English corpus of the base recipe: several espeak-ng voices, speeds and real noise.
+"""Synthesise the general-English corpus of the base recipe: realistic flite and Festival voices, speeds, real noise.
+
+The training splits (and the replay rows a fine-tune mixes in) are spoken by `TRAIN_VOICES`; the held-out split,
+which the demo uses as its control set, by `CONTROL_VOICES`, which no training row uses: forgetting is then
+measured on speakers the model never heard, as a clinician's voice would be.
 
 Every row's voice, speed, noise kind and SNR come from the recipe seed and the row index alone, so the same
 recipe writes the same audio on any machine, and a subset (the control set, some replay rows) can be
@@ -15,11 +19,10 @@ from pathlib import Path
 
 from asr_flywheel import io as fio
 
-VOICES = (
-    "en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029",
-    "en-gb-x-rp", "en-us+m3", "en-us-nyc", "en-gb+f2", "en-gb-x-gbclan",
-)  # fmt: skip
-SPEEDS_WPM = (140, 150, 160, 170, 180, 190)
+TRAIN_VOICES = ("flite:rms", "flite:awb", "flite:kal16", "festival:kal")
+CONTROL_VOICES = ("festival:slt_hts", "flite:slt")
+#: Speaking rates as duration stretches (> 1 is slower), one per row.
+STRETCHES = (0.85, 0.92, 1.0, 1.08, 1.15)
 #: (label, SNR dB or None, share of rows). Clean on half the rows; the rest mixed with pink or white noise.
 NOISE = (("clean", None, 0.5), ("snr_20db", 20.0, 0.2), ("snr_15db", 15.0, 0.2), ("snr_10db", 10.0, 0.1))
 
@@ -31,7 +34,7 @@ class ClipPlan:
     text: str
     audio_filepath: str
     voice: str
-    speed_wpm: int
+    stretch: float
     noise_level: str
     snr_db: float | None
     noise_kind: str | None
@@ -43,7 +46,12 @@ def _unit(seed: int, *parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def voices_for(split: str) -> tuple[str, ...]:
+    return CONTROL_VOICES if split == "heldout" else TRAIN_VOICES
+
+
 def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
+    voices = voices_for(split)
     plans = []
     for i, text in enumerate(texts):
         u = _unit(seed, split, i, "noise")
@@ -57,8 +65,8 @@ def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
             ClipPlan(
                 text=text,
                 audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
-                voice=VOICES[int(_unit(seed, split, i, "voice") * len(VOICES))],
-                speed_wpm=SPEEDS_WPM[int(_unit(seed, split, i, "speed") * len(SPEEDS_WPM))],
+                voice=voices[int(_unit(seed, split, i, "voice") * len(voices))],
+                stretch=STRETCHES[int(_unit(seed, split, i, "speed") * len(STRETCHES))],
                 noise_level=label,
                 snr_db=snr,
                 noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
@@ -92,16 +100,24 @@ def mix_at_snr(signal, noise, snr_db: float):
     return mixed * (0.98 / peak) if peak > 0.98 else mixed
 
 
+def _engines():
+    from asr_flywheel.backends.tts.festival import FestivalSynthesizer
+    from asr_flywheel.backends.tts.flite import FliteSynthesizer
+    from asr_flywheel.build.voices import Engines
+
+    return Engines({"flite": FliteSynthesizer(), "festival": FestivalSynthesizer()}, "flite")
+
+
 def _synthesise(args: tuple[ClipPlan, str]) -> float:
     import soundfile as sf
 
-    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
+    from asr_flywheel.build.voices import Prosody
 
     plan, root = args
     out = Path(root) / plan.audio_filepath
     if not out.exists():
         tmp = out.with_name(f".{out.name}.tmp.wav")
-        EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, tmp, voice=plan.voice)
+        _engines().synthesize(plan.text, tmp, voice=plan.voice, prosody=Prosody(stretch=plan.stretch))
         if plan.snr_db is not None:
             audio, sr = sf.read(tmp, dtype="float64")
             noise = noise_samples(plan.noise_kind, len(audio), plan.noise_seed)
@@ -124,7 +140,8 @@ def synthesise(plans: list[ClipPlan], root: Path, manifest_name: str, workers: i
             "audio_filepath": p.audio_filepath,
             "text": p.text,
             "duration": round(d, 3),
-            "voice_id": f"{p.voice}@{p.speed_wpm}wpm",
+            "voice_id": p.voice,
+            "prosody": {"stretch": p.stretch, "pitch": 1.0},
             "noise_level": p.noise_level,
             "noise_kind": p.noise_kind,
             "context_type": "general",

@@ -17,7 +17,7 @@ MODEL = "cmu/pocketsphinx-en-us"
 BACKEND = "pocketsphinx"
 REFUSAL = (
     "PocketSphinx is an HMM recogniser with an n-gram language model; the flywheel has no fine-tuning recipe for "
-    "it (its acoustic model adapts with CMU's own tools, not SFT). Score it as an independent reference"
+    "it (its acoustic model adapts with CMU's own tools, not SFT). Score it as an independent reference."
 )
 
 
