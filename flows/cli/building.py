@@ -91,6 +91,8 @@ def cmd_build(args) -> int:
         print(f"kept {len(report.terms_present)} term(s) already in {args.out} as they are")
     if not report.rows_added:
         print(f"{args.out}: nothing to add; version {(report.version or '')[:12]} unchanged")
+        if report.judge is not None:
+            print_judge(report)
         return 0
     sources = ", ".join(f"{k} {v}" for k, v in sorted(report.by_ipa_source.items()))
     noise = ", ".join(f"{k} {v}" for k, v in sorted(report.by_noise_kind.items()))

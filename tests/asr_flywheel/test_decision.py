@@ -217,3 +217,13 @@ def test_a_decision_read_back_from_its_json_is_the_same_decision_and_recomputes_
     assert back == r and back.decision is Decision.REGRESSED and back.targets == ("drug",)
     data["control"]["regressed"] = False  # a derived key is never trusted
     assert DecisionResult.from_dict(data).control_check.regressed
+
+
+def test_decision_reports_unseen_voice_ker_apart():
+    before = samples([1] * 20)
+    after = [{**r, "seen_term": True, "seen_voice": i < 15} for i, r in enumerate(samples([0] * 15 + [1] * 5))]
+    r, _ = decide(before, after, DEFAULT, STATS, targets=("drug",))
+    assert r.n_targeted == 20  # unseen voices of seen terms are part of the decision's rows
+    assert r.unseen_voices["all"]["n"] == 5 and r.unseen_voices["all"]["ker_after"] == 1.0
+    assert any("Unseen voices" in n for n in r.notes)
+    assert "Unseen voices (all categories): KER 1.000 → 1.000 (n=5)" in render_decision(r)

@@ -204,3 +204,17 @@ def test_relative_hyp_paths_fall_back_to_the_manifest_directory(clinical_manifes
     h2 = write_hyps(elsewhere / "bad.jsonl", [("nowhere/x.wav", "y")])
     with pytest.raises(InputError, match="resolved against the hypotheses file's directory"):
         load_hyps(h2, m)
+
+
+def test_seen_and_unseen_voices_are_reported_apart_and_marked_per_row():
+    rows = [{**drug_row(i, "give cefazolin now", "cefazolin"), "voice_id": "flite:rms"} for i in range(4)]
+    rows += [{**drug_row(4 + i, "give cefazolin now", "cefazolin"), "voice_id": "festival:slt_hts"} for i in range(2)]
+    hyps = ["give cefazolin now"] * 4 + ["give cefa zolin now", "give cefazolin now"]
+    report = score_manifest(in_memory(rows), hyps, seen_terms={"cefazolin"}, seen_voices={"flite:rms"})
+    by_voice = report.metrics["ker_by_seen_voice"]
+    assert by_voice["seen"]["ker"] == 0.0 and by_voice["seen"]["n"] == 4
+    assert by_voice["unseen"]["ker"] == pytest.approx(0.5) and by_voice["unseen"]["n"] == 2
+    assert [r["seen_voice"] for r in per_sample_rows(report)] == [True] * 4 + [False] * 2
+    from asr_flywheel.leaderboard import render_leaderboard
+
+    assert "## Seen vs unseen voices" in render_leaderboard(report.metrics)

@@ -176,3 +176,54 @@ def test_heldout_size_rule_names_terms_with_a_single_heldout_row():
     many = heldout_size([f"t{i // 2}" for i in range(16)], ["drug"] * 16, ("drug",))
     assert many.met and many.min_per_term == 2
     assert not heldout_size([f"t{i // 2}" for i in range(14)], ["drug"] * 14, ("drug",)).met  # 14 < 16 priority
+
+
+def voiced(tmp_path, voices=("flite:rms", "flite:awb", "festival:kal", "festival:slt_hts"), per=6) -> Manifest:
+    rows = [
+        {"audio_filepath": f"audio/{t}-{v}-{i}.wav", "text": f"{t} {i}", "term": t, "entity_category": "drug",
+         "voice_id": v}
+        for t in ("heparin", "cefazolin", "warfarin")
+        for v in voices
+        for i in range(per)
+    ]  # fmt: skip
+    return Manifest(tmp_path / "m.jsonl", rows, list(range(1, len(rows) + 1)), [r["audio_filepath"] for r in rows])
+
+
+def test_holdout_voices_by_name_keeps_every_row_of_them_out_of_training(tmp_path):
+    m = voiced(tmp_path)
+    r = split_manifest(m, SplitConfig(val_fraction=0.2, holdout_voices=("festival:slt_hts",)), ("drug",))
+    train_voices = {m.rows[i]["voice_id"] for i in r.train}
+    assert "festival:slt_hts" not in train_voices and len(train_voices) == 3
+    assert all(i in r.validation for i, row in enumerate(m.rows) if row["voice_id"] == "festival:slt_hts")
+    assert r.heldout_voices == r.unseen_voices == ("festival:slt_hts",)
+    assert set(r.seen_voices) == train_voices
+
+
+def test_holdout_voices_by_count_is_drawn_by_the_seed_and_stable(tmp_path):
+    m = voiced(tmp_path)
+    a = split_manifest(m, SplitConfig(holdout_voices=2, seed=3), ("drug",))
+    b = split_manifest(m, SplitConfig(holdout_voices=2, seed=3), ("drug",))
+    assert a.heldout_voices == b.heldout_voices and len(a.heldout_voices) == 2
+    assert not {m.rows[i]["voice_id"] for i in a.train} & set(a.heldout_voices)
+
+
+def test_holdout_voices_that_do_not_exist_or_leave_none_to_train_are_refused(tmp_path):
+    m = voiced(tmp_path, voices=("flite:rms", "flite:awb"))
+    with pytest.raises(InputError) as err:
+        split_manifest(m, SplitConfig(holdout_voices=("flite:slt", "espeak:en-us")), ("drug",))
+    assert sorted(p.reason.split(" ")[0] for p in err.value.problems) == ["'espeak:en-us'", "'flite:slt'"]
+    assert all("voices: flite:awb, flite:rms" in p.reason for p in err.value.problems)
+    with pytest.raises(InputError, match="cannot hold out 2 voice"):
+        split_manifest(m, SplitConfig(holdout_voices=2), ("drug",))
+    with pytest.raises(InputError, match="holds out every voice"):
+        split_manifest(m, SplitConfig(holdout_voices=("flite:rms", "flite:awb")), ("drug",))
+
+
+def test_written_split_records_the_voices_for_the_scorer(tmp_path):
+    from asr_flywheel.split import read_split
+
+    m = voiced(tmp_path)
+    cfg = SplitConfig(holdout_voices=("festival:kal",))
+    write_split(m, split_manifest(m, cfg, ("drug",)), cfg, tmp_path / "split", durations={})
+    info = read_split(tmp_path / "split")
+    assert info.seen_voices == frozenset({"flite:rms", "flite:awb", "festival:slt_hts"})

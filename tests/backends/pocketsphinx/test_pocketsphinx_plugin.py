@@ -1,0 +1,52 @@
+"""`cmu/pocketsphinx-en-us`, the first-party eval-only model, through the CLI as a user meets it: listed in the
+catalogue, scored by `flywheel eval` on real clips (a baseline no one here trained), refused by `train` and
+`cycle` before any compute with the catalogue's reason, and a clip it cannot decode is named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+
+from asr_flywheel.flows.cli import main
+
+MODEL = "cmu/pocketsphinx-en-us"
+
+
+def test_it_is_listed_as_evaluate_only(capsys):
+    assert main(["models", "--json"]) == 0
+    entry = next(m for m in json.loads(capsys.readouterr().out) if m["name"] == MODEL)
+    assert entry["sft"] == "refused" and entry["decoder"] == "other" and entry["backend"] == "pocketsphinx"
+
+
+def test_eval_gives_a_reference_baseline_on_real_clips(tiny_dataset, tmp_path, capsys):
+    assert main(["eval", str(tiny_dataset), "--model", MODEL, "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    hyps = [json.loads(x)["hyp"] for x in (tmp_path / "eval" / "offline_hyps.jsonl").read_text().splitlines()]
+    assert metrics["model"] == MODEL and metrics["n"] == len(hyps) == 32
+    assert any(h.strip() for h in hyps) and 0 < metrics["wer"] <= 2.0
+
+
+def test_train_and_cycle_refuse_it_before_any_compute(tiny_dataset, tiny_split, tmp_path, capsys):
+    assert main(["train", str(tiny_split), "--base", MODEL, "--out", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert f"refusing to fine-tune {MODEL}: it is evaluate-only" in err and "HMM recogniser" in err
+    assert not (tmp_path / "model").exists()
+    ws = tmp_path / "ws"
+    assert main(["cycle", str(tiny_dataset), "--base", MODEL, "--workspace", str(ws)]) == 2
+    assert "it is evaluate-only" in capsys.readouterr().err
+    assert not (ws / "cycles").exists()
+
+
+def test_a_clip_at_another_rate_is_named_not_decoded(tmp_path, capsys):
+    clip = tmp_path / "audio" / "a.wav"
+    clip.parent.mkdir()
+    sf.write(clip, np.zeros(8000, dtype=np.int16), 8000)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "audio/a.wav", "text": "hello there", "duration": 1.0}) + "\n")
+    cfg = tmp_path / "f.toml"
+    cfg.write_text("[manifest]\nsample_rate = 8000\n")
+    assert main(["--config", str(cfg), "eval", str(manifest), "--model", MODEL, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "a.wav: 8000 Hz" in err and "16 kHz mono" in err
