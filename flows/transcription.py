@@ -24,6 +24,7 @@ class _SerialModel:
     """
 
     def __init__(self, model: LoadedModel, backend: str):
+        self.model = model
         self._model = model
         self._lock = threading.Lock()
         self.name, self.decoder, self.backend = model.name, model.decoder, backend
@@ -69,7 +70,12 @@ def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
 def release_models() -> None:
     """Drop cached models (end of a cycle) so a long-lived worker does not hold every model it ever loaded."""
     with _MODELS_LOCK:
+        models = list(_MODELS.values())
         _MODELS.clear()
+    for m in models:  # a model holding processes or connections (PocketSphinx's decoder pool) lets them go
+        close = getattr(m.model, "close", None)
+        if callable(close):
+            close()
 
 
 def transcribe_shard(*, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int) -> list[str]:

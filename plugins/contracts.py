@@ -218,12 +218,17 @@ class Server(Protocol):
 
 @runtime_checkable
 class Synthesizer(Protocol):
-    """Turns text (or phonemes) into a 16 kHz mono WAV; grows manifests with synthetic audio.
+    """Turns text into a mono WAV at `sample_rate`; grows manifests with synthetic audio.
 
-    `pronunciations` (optional for plugins; `flywheel build` passes it only for terms with an override or lexicon
-    entry) says given phrases of `text` with given phonemes (`asr_flywheel.build.Pronunciation`: IPA or espeak).
-    Optional extras the build uses when present: `check_voice(voice)`, `unspeakable(text, voice)`,
-    `check_pronunciation(p)` (each returns a reason or None), `g2p_source` and `babble_voices` attributes.
+    Voice ids name the engine (`flite:rms`): the build routes each id to the synthesizer whose `engine` attribute
+    (default: `name`) is its prefix and passes the bare voice (`rms`). `pronunciations` (optional for plugins;
+    `flywheel build` passes it only for terms with an override or lexicon entry) says given phrases of `text` with
+    given phonemes (`asr_flywheel.build.Pronunciation`: IPA, ARPAbet or espeak); `prosody`
+    (`asr_flywheel.build.voices.Prosody`: duration stretch and pitch scale) is passed only to a `synthesize` that
+    accepts it. Optional extras the build uses when present: `voices()` (installed voice names, listed when an id
+    is unknown), `check_voice(voice)`, `unspeakable(text, voice)`, `check_pronunciation(p)` (each returns a reason
+    or None), `term_phones(term, voice, pronunciation)` (the phones the engine says, recorded per row),
+    `engine`, `g2p_source` and `babble_voices` attributes.
     """
 
     name: str

@@ -98,6 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--holdout-terms", type=non_negative_int, help="hold out every row of N whole terms")
     p.add_argument(
+        "--holdout-voices",
+        type=_voices_or_count,
+        help="hold out every row of these voices (comma-separated ids) or of N voices drawn by the seed",
+    )
+    p.add_argument(
         "--min-heldout-per-term", type=non_negative_int, help="at least K held-out rows per term (one stays in train)"
     )
     p.add_argument("--priority", nargs="+")
@@ -190,6 +195,15 @@ def cmd_gate(args) -> int:
     return 0
 
 
+def _voices_or_count(value: str) -> int | tuple[str, ...]:
+    if value.strip().isdigit():
+        return int(value)
+    voices = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not voices:
+        raise argparse.ArgumentTypeError("give voice ids (flite:rms,festival:kal) or a number of voices")
+    return voices
+
+
 def cmd_split(args) -> int:
     from asr_flywheel.flows import steps
     from asr_flywheel.validation import validate_manifest
@@ -200,6 +214,7 @@ def cmd_split(args) -> int:
         seed=args.seed,
         holdout_terms=args.holdout_terms,
         min_heldout_per_term=args.min_heldout_per_term,
+        holdout_voices=args.holdout_voices,
     )
     priority = known_categories(cfg, args.priority, "--priority")
     out = require_writable_dir(args.out)
