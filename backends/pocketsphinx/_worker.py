@@ -13,8 +13,14 @@ class Refusal:
 
 
 def start() -> None:
+    """Once per worker. Ctrl-C reaches the whole process group: the parent stops the pool, so workers ignore it
+    (no traceback per worker); they exit when the parent closes their queue, or dies."""
+    import signal
+
     global _decoder
     from pocketsphinx import Decoder
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     # fwdflat off: 1.4x faster, WER unchanged on 18 flite clips (0.258 vs 0.295 with it; measured here)
     _decoder = Decoder(loglevel="FATAL", fwdflat=False)
