@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -167,6 +168,7 @@ def word_entries(p: Pronunciation) -> list[tuple[str, list[str]]]:
     same way: on spaces or hyphens in IPA, on `|` in ARPAbet. espeak mnemonics have no ARPAbet equivalent.
     """
     words = re.findall(r"[a-z0-9']+", p.phrase.lower())
+    convert: Callable[[str], list[str]]
     if p.alphabet == "ipa":
         parts = [x for x in re.split(r"[\s\-‿]+", p.phonemes.strip().strip("/[]")) if x]
         convert = ipa_to_arpabet

@@ -24,13 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-from asr_flywheel import io as fio
 from asr_flywheel.build.arpabet import cmudict_path, cmudict_phones
-from asr_flywheel.build.judge import JudgeSummary, summarise
 from asr_flywheel.build.noise import CLEAN, parse_noise_label
 from asr_flywheel.build.options import CMUDICT, BuildOptions, BuildReport
 from asr_flywheel.build.phonemes import Pronunciation
-from asr_flywheel.build.pipeline import Rendered, render_and_judge
+from asr_flywheel.build.pipeline import Rendered, render_and_judge, split_rejects
 from asr_flywheel.build.plan import PlanSpec, plan, rows_per_term_problems
 from asr_flywheel.build.render import BuildError, make_babble
 from asr_flywheel.build.terms import TermSpec, read_pronunciations, read_terms
@@ -213,31 +211,6 @@ def _write_manifest(out: Path, old_bytes: bytes, new_rows: list[dict], cfg: Flyw
     return report.manifest.version
 
 
-def rejects_path(manifest: Path) -> Path:
-    return manifest.with_name(manifest.stem + ".rejects.jsonl")
-
-
-def _split_rejects(rendered: Rendered, options: BuildOptions, out: Path, model: str) -> tuple[list[dict], JudgeSummary]:
-    """Rows within the judge's limit, and the summary; rejected rows are added to the rejects file with the reason."""
-    summary = summarise(rendered.verdicts, model, options.judge_max)
-    summary.seconds = round(rendered.judge_seconds, 2)
-    kept, rejected = [], []
-    hyps = {v.audio_filepath: v.hypothesis for v in rendered.verdicts}
-    for row in rendered.rows:
-        wer = row.get("judge_carrier_wer")
-        if wer is not None and wer > options.judge_max:
-            reason = f"judge {model} carrier-word WER {wer:.2f} > --judge-max {options.judge_max:g}"
-            rejected.append({**row, "reason": reason, "judge_hypothesis": hyps.get(row["audio_filepath"], "")})
-        else:
-            kept.append(row)
-    if rejected:
-        path = rejects_path(out)
-        previous = path.read_bytes() if path.exists() else b""
-        fio.write_bytes(path, previous + jsonl_bytes(rejected))
-        summary.rejects_file = str(path)
-    return kept, summary
-
-
 def run_build(
     terms_csv: str | Path,
     out_manifest: str | Path,
@@ -276,7 +249,7 @@ def run_build(
         rendered = render_and_judge(utts, engines, babble, options, base_dir, workers, progress, judge)
     new_rows, judged = rendered.rows, None
     if judge is not None and utts:
-        new_rows, judged = _split_rejects(rendered, options, out, getattr(judge, "name", "judge"))
+        new_rows, judged = split_rejects(rendered, options, out, getattr(judge, "name", "judge"))
     out.parent.mkdir(parents=True, exist_ok=True)
     version = _write_manifest(out, old_bytes, new_rows, cfg) if new_rows else version_before
     errors = [abs(r["snr_db"] - parse_noise_label(r["noise_level"])) for r in new_rows if r["snr_db"] is not None]

@@ -16,10 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
-from asr_flywheel.build.judge import Verdict, carrier_wer
+from asr_flywheel import io as fio
+from asr_flywheel.build.judge import JudgeSummary, Verdict, carrier_wer, summarise
 from asr_flywheel.build.options import BuildOptions
 from asr_flywheel.build.plan import Utterance
 from asr_flywheel.build.render import render
+from asr_flywheel.io import jsonl_bytes
 
 #: Clips per judge call: enough to keep every judge process busy, small enough to overlap with synthesis.
 JUDGE_BATCH = 16
@@ -94,6 +96,31 @@ def render_and_judge(
 
 def _quiet(done: int, total: int) -> None:
     return None
+
+
+def rejects_path(manifest: Path) -> Path:
+    return manifest.with_name(manifest.stem + ".rejects.jsonl")
+
+
+def split_rejects(rendered: Rendered, options: BuildOptions, out: Path, model: str) -> tuple[list[dict], JudgeSummary]:
+    """Rows within the judge's limit, and the summary; rejected rows are added to the rejects file with the reason."""
+    summary = summarise(rendered.verdicts, model, options.judge_max)
+    summary.seconds = round(rendered.judge_seconds, 2)
+    kept, rejected = [], []
+    hyps = {v.audio_filepath: v.hypothesis for v in rendered.verdicts}
+    for row in rendered.rows:
+        wer = row.get("judge_carrier_wer")
+        if wer is not None and wer > options.judge_max:
+            reason = f"judge {model} carrier-word WER {wer:.2f} > --judge-max {options.judge_max:g}"
+            rejected.append({**row, "reason": reason, "judge_hypothesis": hyps.get(row["audio_filepath"], "")})
+        else:
+            kept.append(row)
+    if rejected:
+        path = rejects_path(out)
+        previous = path.read_bytes() if path.exists() else b""
+        fio.write_bytes(path, previous + jsonl_bytes(rejected))
+        summary.rejects_file = str(path)
+    return kept, summary
 
 
 def progress_bar(total: int, options: BuildOptions, progress, desc: str = "synthesising"):

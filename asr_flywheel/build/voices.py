@@ -96,6 +96,7 @@ class Engines:
     def check_voice(self, voice: str) -> str | None:
         vid = parse_voice(voice, self.default_engine)
         synth = self._by_engine.get(vid.engine)
+        why: str | None
         if synth is None:
             why = f"no engine {vid.engine!r} (engines: {', '.join(self._by_engine)})"
         elif not vid.voice:
