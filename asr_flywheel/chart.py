@@ -1,4 +1,4 @@
-"""A PNG of KER per entity category across cycles, with CI bars (SPEC §4.1, issue 7 §3.8).
+"""A PNG of KER per entity category across cycles, with CI bars (docs/design.md#leaderboard).
 
 Pure: typed per-cycle records in, one PNG file out (written to a temp file, then renamed, so a reader never
 sees half an image). matplotlib is imported lazily with the Agg backend: no display is needed, and scoring

@@ -1,8 +1,9 @@
 """Thresholds and vocabularies as configuration: a documented TOML file plus CLI overrides.
 
-Defaults are the SPEC's. Lookup order: explicit `--config PATH` → `$FLYWHEEL_CONFIG` → `./flywheel.toml`
-→ built-in defaults. Unknown keys and wrong types are errors listing every offender, each with the file and the
-line it is on, because a typo in a threshold silently falling back to a default would change what the gate decides.
+Defaults are the rules of docs/design.md. Lookup order: explicit `--config PATH` → `$FLYWHEEL_CONFIG` →
+`./flywheel.toml` → built-in defaults. Unknown keys and wrong types are errors listing every offender, each with
+the file and the line it is on, because a typo in a threshold silently falling back to a default would change what
+the gate decides.
 
 Validation stays with these dataclasses rather than pydantic: the checks are a few small functions, the core keeps
 no heavy dependency, and the line numbers (which pydantic cannot give for TOML) need this code anyway.
@@ -150,7 +151,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (SPEC §9)."""
+    """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (docs/design.md#serving)."""
 
     #: Triton model repository ("" = <workspace>/triton).
     repo: str = ""

@@ -1,4 +1,4 @@
-"""The control-set guard against forgetting (SPEC §8, issue 9 §3): general-English WER before and after.
+"""The control-set guard against forgetting (docs/design.md#decision): general-English WER before and after.
 
 Clinical fine-tuning is known to make a model forget everyday English. Every cycle re-scores a control set of
 general-English rows (`[cycle] control_manifest`) with the candidate; a rise in its WER of more than

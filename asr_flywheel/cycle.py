@@ -141,7 +141,7 @@ class CycleDir:
     path: Path
     number: int
 
-    # Well-known locations (SPEC §3.2 artifact names live inside these).
+    # Well-known locations (docs/design.md#cycle-artifacts artifact names live inside these).
     @property
     def baseline_dir(self) -> Path:
         return self.path / "baseline"

@@ -1,4 +1,4 @@
-"""The decision table: cycle N+1 vs cycle N on targeted categories, held-out rows only (SPEC §8).
+"""The decision table: cycle N+1 vs cycle N on targeted categories, held-out rows only (docs/design.md#decision).
 
 With per-row data (per_sample.jsonl on both sides) the comparison is paired: cycle N's scores are restricted
 to the rows cycle N+1 scored (the validation rows), so training rows never flatter the fine-tuned model, and

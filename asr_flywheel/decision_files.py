@@ -1,4 +1,4 @@
-"""Deciding from files: two metrics.json paths → a decision, paired when per-row data exists (SPEC §8).
+"""Deciding from files: two metrics.json paths → a decision, paired when per-row data exists (docs/design.md#decision).
 
 The CLI's `flywheel decide` and the flow's decide step both call `decide_files`. Per-row data
 (per_sample.jsonl next to each metrics.json) gives the paired decision with a CI; without it, e.g. metrics
@@ -152,6 +152,6 @@ def _training_rows_message(path, metrics: dict, *, allowed: bool = False) -> str
     if allowed:
         return f"{head}; these numbers are flattered by rows the model trained on and do not measure held-out KER."
     return (
-        f"{head}: the decision uses held-out (validation) rows only (SPEC §7.3). Score the validation rows, "
-        "or allow training rows explicitly to decide anyway (the result is then labelled)."
+        f"{head}: the decision uses held-out (validation) rows only (docs/design.md#training). Score the "
+        "validation rows, or allow training rows explicitly to decide anyway (the result is then labelled)."
     )

@@ -1,4 +1,4 @@
-"""The fixed gate: is fine-tuning worth GPU time for this baseline? (SPEC §5)
+"""The fixed gate: is fine-tuning worth GPU time for this baseline? (docs/design.md#gate)
 
 Rules are checked in table order and the first that matches decides. The reason always names the
 numbers that decided it, so an ops team reading the Prefect artifact can check the call by hand.

@@ -1,4 +1,4 @@
-"""Markdown leaderboards: the five sections in SPEC order, and the cycle-comparison table.
+"""Markdown leaderboards: the five sections in the order of docs/design.md#leaderboard, and the cycle-comparison table.
 
 Every rate is printed with its row count `n`, because a KER of 0.0 over 2 rows and over 200 rows are
 different claims. Rendering is pure: the same metrics give byte-identical markdown.
@@ -51,7 +51,7 @@ _TERM_COLUMNS: tuple[tuple[str, Callable[[dict], str]], ...] = (
 
 
 def pronunciation_gap_sentence(metrics: dict, gate: GateConfig | None = None) -> str:
-    """The override/merriam-webster vs g2p delta, stated in words (SPEC §4.1 section 3)."""
+    """The override/merriam-webster vs g2p delta, stated in words (docs/design.md#leaderboard)."""
     g = gate or GateConfig()
     by_src = metrics.get("ker_by_ipa_source", {})
     good, n_good = pooled_ker(by_src, g.good_sources)
@@ -88,7 +88,8 @@ def render_leaderboard(
     comparison: Comparison | None = None,
     control: ControlCheck | None = None,
 ) -> str:
-    """The five SPEC sections, then seen vs unseen terms, the control set and the cycle comparison when known."""
+    """The five sections of docs/design.md#leaderboard, then seen vs unseen terms and voices, the control set and
+    the cycle comparison when known."""
     cycle = metrics.get("cycle", 0)
     lines = [
         f"# Leaderboard — cycle {cycle}",

@@ -1,4 +1,4 @@
-"""The clinical manifest: NeMo JSONL plus the clinical extension (SPEC §3.1).
+"""The clinical manifest: NeMo JSONL plus the clinical extension (docs/design.md#manifest).
 
 A `Manifest` keeps each row's JSON object exactly as written (unknown keys such as NeMo's `offset` or
 `lang` survive), its 1-based line number, and the audio path resolved against the manifest's directory

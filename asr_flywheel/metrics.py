@@ -1,4 +1,4 @@
-"""Per-row WER, CER, KER and SER over normalised text, and their aggregates (SPEC §4).
+"""Per-row WER, CER, KER and SER over normalised text, and their aggregates (docs/design.md#metrics).
 
 Edit distances come from rapidfuzz's Levenshtein (the C++ backend jiwer itself uses); word-level
 distances compare token lists. Everything returns numpy arrays so aggregation and breakdowns are
@@ -14,7 +14,7 @@ from rapidfuzz.distance import Levenshtein
 
 
 def terms_found(terms_norm: list[str], texts_norm: list[str]) -> np.ndarray:
-    """THE keyword rule (SPEC §4), used by scoring (KER) and validation (term-in-text) alike.
+    """THE keyword rule (docs/design.md#metrics), used by scoring (KER) and validation (term-in-text) alike.
 
     Row i is True when the normalised term's words occur in the normalised text as a contiguous, in-order word
     run. Word boundaries matter: "cefa zolin" does not contain "cefazolin", "nystatin" does not contain "statin".

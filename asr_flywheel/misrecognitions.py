@@ -1,9 +1,9 @@
-"""What the model wrote instead of a missed term (issue 7 §3.7): the first thing a clinician asks.
+"""What the model wrote instead of a missed term: the first thing a clinician asks.
 
-Each missed row's reference and hypothesis are word-aligned with jiwer's `process_words` (the brief names
-jiwer); the hypothesis words aligned to the term's words, plus words inserted at the term's edges, are what
-the model wrote there. "cefazolin" heard as "cefa zolin" aligns as an insertion plus a substitution, so the
-edges matter. A term deleted outright reads as "" (nothing).
+Each missed row's reference and hypothesis are word-aligned with jiwer's `process_words`; the hypothesis words
+aligned to the term's words, plus words inserted at the term's edges, are what the model wrote there. "cefazolin"
+heard as "cefa zolin" aligns as an insertion plus a substitution, so the edges matter. A term deleted outright
+reads as "" (nothing).
 
 Alignment is a Python-level cost per row, so it is done for a bounded number of missed rows per term (the
 first `per_term_rows` in manifest order); the counts say over how many rows they were taken.

@@ -1,4 +1,4 @@
-"""Text normalisation applied to reference and hypothesis before every metric (SPEC §4).
+"""Text normalisation applied to reference and hypothesis before every metric (docs/design.md#metrics).
 
 1. strip model artefacts (`</s>`, `<s>`, `<pad>`, `<epsilon>`), 2. Unicode NFKD, then drop combining marks
 (category Mn), so "Café-au-lait" matches "cafe-au-lait" and "Sjögren's" becomes "sjogrens", 3. lowercase,

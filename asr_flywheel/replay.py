@@ -1,4 +1,4 @@
-"""Replay against forgetting (issue 9 §3): mix general-English rows into a split's train.jsonl before training.
+"""Replay against forgetting: mix general-English rows into a split's train.jsonl before training.
 
 Fine-tuning a small general base on clinical rows alone tripled its general-English WER in the feasibility
 run (../shared notes, demo-base.md); mixing general rows back in cuts the rise. `replay_fraction` is the share

@@ -1,6 +1,6 @@
 """Score a manifest against hypotheses: per-row metrics, breakdowns with CIs, and the cycle's files.
 
-Outputs (names the methodology's users recognise, SPEC §3.2):
+Outputs (names the methodology's users recognise, docs/design.md#cycle-artifacts):
 `per_sample.jsonl` (every manifest field + ref/hyp + per-row scores), `results.csv`
 (`audio_filepath,term,entity_category,wer,cer,ker,ser`), `metrics.json` (headline + breakdowns) and
 `leaderboard_cycle<N>.md`.
@@ -239,7 +239,9 @@ def per_sample_rows(report: ScoreReport) -> list[dict]:
             strict=True,
         )
     ]
-    if report.seen is not None:  # the decision pairs rows by audio and decides on seen terms only (SPEC §8)
+    if (
+        report.seen is not None
+    ):  # the decision pairs rows by audio and decides on seen terms only (docs/design.md#decision)
         for row, seen in zip(rows, report.seen, strict=True):
             row["seen_term"] = seen
     if report.seen_voice is not None:

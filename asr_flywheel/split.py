@@ -1,4 +1,4 @@
-"""Term-aware train/validation split (SPEC §6): row-disjoint, stratified by `entity_category`.
+"""Term-aware train/validation split (docs/design.md#split): row-disjoint, stratified by `entity_category`.
 
 Within each category rows are ranked by SHA-256(seed, audio path as written) and the first
 round(val_fraction × n) go to validation. Compared with shuffling, the ranking depends only on each

@@ -1,4 +1,4 @@
-"""Pre-flight manifest validation: every bad row, at once, before any compute is spent (SPEC §3.1).
+"""Pre-flight manifest validation: every bad row, at once, before any compute is spent (docs/design.md#manifest).
 
 `validate_manifest` never stops at the first problem and never drops a row: a row is either valid or
 named in a `Problem` with its line number, field and reason. `load_manifest` is the entry point every

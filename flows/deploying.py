@@ -1,10 +1,10 @@
 """Deploy, verify, roll back: the plain functions `flywheel deploy|rollback` and the cycle's deploy step both call.
 
-Served parity (SPEC §9): after a deploy, the cycle's validation rows are scored through the endpoint by the same
-eval step as offline eval, and every served transcript must equal its `offline_hyps.jsonl` line. Any difference is
-a serving problem (preprocessing, resampling, decoding), named row by row; with `[deploy] require_parity` the
-endpoint is rolled back so the previous version keeps serving. Every deploy and rollback is appended to
-`<registry>/deploys.jsonl` (model, version, endpoint, time, parity result).
+Served parity (docs/design.md#serving): after a deploy, the cycle's validation rows are scored through the endpoint
+by the same eval step as offline eval, and every served transcript must equal its `offline_hyps.jsonl` line. Any
+difference is a serving problem (preprocessing, resampling, decoding), named row by row; with `[deploy]
+require_parity` the endpoint is rolled back so the previous version keeps serving. Every deploy and rollback is
+appended to `<registry>/deploys.jsonl` (model, version, endpoint, time, parity result).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The catalogue of known base models (SPEC §7.1), registered as a built-in plugin.
+"""The catalogue of known base models (docs/design.md#training), registered as a built-in plugin.
 
 Viability is the methodology's evidence, not a guess: Parakeet-TDT-0.6B-v2 is the verified recipe;
 the Nemotron streaming base collapses to all-UNK after the first SFT step; adapter fine-tuning of

@@ -1,4 +1,6 @@
-"""Growing manifests by synthesis (SPEC §12): terms → sentences → pronunciations → audio + real noise → rows.
+"""Growing manifests by synthesis: terms → sentences → pronunciations → audio + real noise → judged rows.
+
+The rules: docs/design.md#building-manifests.
 
 Public API (imported lazily so `flywheel --help` does not load numpy):
 

@@ -1,4 +1,6 @@
-"""Hugging Face backend: MedASR (`LasrForCTC`, transformers >= 5) fine-tuning and offline transcription (SPEC §7.2).
+"""Hugging Face backend: MedASR (`LasrForCTC`, transformers >= 5) fine-tuning and offline transcription.
+
+The rules: docs/design.md#training.
 
 transformers is imported only when a model is trained or loaded.
 """

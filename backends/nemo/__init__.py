@@ -1,4 +1,4 @@
-"""NeMo backend: stock SFT of Parakeet/Conformer models and offline batched transcription (SPEC §7.1).
+"""NeMo backend: stock SFT of Parakeet/Conformer models and offline batched transcription (docs/design.md#training).
 
 Registered through the `asr_flywheel` entry-point group like any third-party plugin. Importing this package
 is cheap; NeMo (13–25 s to import) is loaded only when a model is trained or loaded.

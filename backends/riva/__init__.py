@@ -1,5 +1,6 @@
 """Riva backend: build/deploy commands for a NeMo model (riva_deploy.sh + riva_deploy.json) and scoring of a
-running Riva endpoint with `riva.client` (SPEC §9). riva.client is imported only when an endpoint is scored."""
+running Riva endpoint with `riva.client` (docs/design.md#serving). riva.client is imported only when an
+endpoint is scored."""
 
 from asr_flywheel import hookimpl
 

@@ -1,4 +1,6 @@
-"""Triton backend: deploy models to a local tritonserver (Python backend) and score served models (SPEC §9).
+"""Triton backend: deploy models to a local tritonserver (Python backend) and score served models.
+
+The rules: docs/design.md#serving.
 
 Registered through the `asr_flywheel` entry-point group. tritonclient and the model libraries are imported only
 when a deploy or an endpoint transcription runs.

@@ -102,9 +102,7 @@ def served_models(repo: Path) -> list[str]:
     """Models of `repo` with a served version in their serving record (`flywheel_serving.json`)."""
     from asr_flywheel.backends.triton.repository import SERVING_FILE, read_state
 
-    return sorted(
-        p.name for p in repo.iterdir() if (p / SERVING_FILE).is_file() and read_state(p).served is not None
-    )
+    return sorted(p.name for p in repo.iterdir() if (p / SERVING_FILE).is_file() and read_state(p).served is not None)
 
 
 def start(

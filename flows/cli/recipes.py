@@ -1,4 +1,4 @@
-"""Recipe verbs: make the general-English base model the demo starts from (issue 9 §2).
+"""Recipe verbs: make the general-English base model the demo starts from.
 
 The recipe is a plugin (`register_base_recipes`); this verb only maps flags to its settings and prints its record.
 """
