@@ -1,7 +1,7 @@
 """Replay against forgetting: mix general-English rows into a split's train.jsonl before training.
 
 Fine-tuning a small general base on clinical rows alone tripled its general-English WER in the feasibility
-run (../shared notes, demo-base.md); mixing general rows back in cuts the rise. `replay_fraction` is the share
+run (the demo config records the runs); mixing general rows back in cuts the rise. `replay_fraction` is the share
 of the *mixed* training set that is replay rows: 0.5 means as many general rows as clinical ones.
 
 Rules:

@@ -1,7 +1,7 @@
 """Run the `tritonserver` binary shipped in the nvidia-pytriton wheel on a classic model repository.
 
 PyTriton's own `Triton().bind()` locks the model-control API behind a token and runs once per machine, so the raw
-binary is started instead, with what `notes/triton-riva.md` found it needs: one backend directory holding the
+binary is started instead, with what it was found to need on these machines: one backend directory holding the
 Python backend and the stub for this interpreter, this interpreter's libpython first on LD_LIBRARY_PATH (the copied
 stub loses its RPATH), this environment's `bin/` first on PATH (the stub runs the first `python3`, which must import
 the flywheel and the model libraries), explicit model-control mode, loopback binding and a short exit timeout.
