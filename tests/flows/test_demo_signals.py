@@ -1,6 +1,7 @@
 """A demo stopped by Ctrl-C (SIGINT) or `timeout` (SIGTERM), sent to its whole process group as a terminal and
-`timeout` do, stops what it started: its tritonserver and the Prefect server it ran for its workspace. Real
-`flywheel demo --quick` processes; the second run reuses the first one's synthesised rows."""
+`timeout` do, stops what it started: its tritonserver, the Prefect server it ran for its workspace, and the
+judge's decoder processes. Real `flywheel demo --quick` processes; the second run reuses the first one's
+synthesised rows."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_a_killed_demo_stops_its_tritonserver_and_its_prefect_server(signum, wor
     )  # fmt: skip
     triton_state = workspace / "triton" / ".serve" / "server.json"
     deadline = time.monotonic() + 400
-    while not (triton_state.is_file() and "cycle 1: running" in log.read_text(errors="replace")):
+    # stopped while cycle 1's manifest is synthesised and judged: the builder's engines and the judge's decoder
+    # processes, tritonserver and the Prefect server are all running then
+    while not (triton_state.is_file() and "cycle 1: building" in log.read_text(errors="replace")):
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.5)
@@ -52,3 +55,19 @@ def test_a_killed_demo_stops_its_tritonserver_and_its_prefect_server(signum, wor
     while (alive(triton_pid) or alive(prefect_pid)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(triton_pid) and not alive(prefect_pid)
+    while _children_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _children_of(proc.pid), f"processes of the demo's group outlived it: {_children_of(proc.pid)}"
+
+
+def _children_of(pgid: int) -> list[int]:
+    """Processes still in the demo's process group (its engines, judge workers, servers)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.getpgid(int(d.name)) == pgid and alive(int(d.name)):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
