@@ -11,10 +11,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from asr_flywheel.backends.pocketsphinx import BACKEND, MODEL
-from asr_flywheel.plugins import Decoder, InputError
+from asr_flywheel.plugins import Decoder, FlywheelError, InputError
 
 SAMPLE_RATE = 16000
 
@@ -66,12 +67,20 @@ class PocketSphinxModel:
 
         paths = [str(p) for p in audio_paths]
         hyps: list[str] = []
-        for result in self._executor().map(_worker.decode, paths, chunksize=max(1, min(batch_size, 8))):
-            if isinstance(result, _worker.Refusal):
-                raise InputError(result.reason)
-            hyps.append(result)
-            if progress is not None:
-                progress(len(hyps), len(paths))
+        try:
+            for result in self._executor().map(_worker.decode, paths, chunksize=max(1, min(batch_size, 8))):
+                if isinstance(result, _worker.Refusal):
+                    raise InputError(result.reason)
+                hyps.append(result)
+                if progress is not None:
+                    progress(len(hyps), len(paths))
+        except BrokenProcessPool:
+            self.close()
+            raise FlywheelError(
+                "a PocketSphinx decoder process died (killed, or out of memory); a script that builds or "
+                "evaluates through the Python API needs an `if __name__ == '__main__':` guard, because the "
+                "decoder processes are spawned and import the main module"
+            ) from None
         return hyps
 
     def close(self) -> None:
