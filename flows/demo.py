@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr_flywheel import io as fio
-from asr_flywheel.build.voices import DEFAULT_VOICES
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
 from asr_flywheel.flows.demo_report import DemoSummary, cycle_report, print_cycle, print_numbers, print_where
@@ -40,16 +39,19 @@ class DemoProfile:
     terms: Path = EXAMPLES / "clinical" / "terms.csv"
     new_terms: Path = EXAMPLES / "demo" / "new_terms.csv"
     config: Path = EXAMPLES / "demo" / "demo.toml"
-    #: The builder's realistic defaults; `festival:slt_hts` is held out of training by demo.toml's
-    #: `[split] holdout_voices`, so it and the control set's voices are voices the model never trained on.
-    voices: tuple[str, ...] = DEFAULT_VOICES
-    noise: tuple[str, ...] = ("clean", "snr_20db")
-    #: 8 distinct rows per term, sampled from 4 contexts × 3 sentences × 5 voices × 2 noise levels; the judge may
-    #: reject a few (the demo prints how many).
-    rows_per_term: int = 8
+    #: espeak-ng voices: the committed base was made on espeak-ng speech. A base remade on the realistic voices
+    #: (flite, Festival) by the same recipe scored 0.579 held-out WER and did not learn the terms in the demo's
+    #: budget, so the demo stays in espeak's world for now (README, "A tour of the demo").
+    voices: tuple[str, ...] = ("espeak:en-us", "espeak:en-gb", "espeak:en-us+f3", "espeak:en-gb-scotland",
+                               "espeak:en-029", "espeak:en-us+m3")  # fmt: skip
+    noise: tuple[str, ...] = ("clean", "snr_20db", "snr_15db")
+    rows_per_term: int = 12
+    #: The PocketSphinx judge rejects most espeak-ng clips (carrier WER 0.69-0.84 on everyday sentences), so the
+    #: espeak demo is built without it; `flywheel build` judges by default.
+    judge: str | None = None
     #: General-English rows synthesised for replay (the trainer samples what it needs from them): enough for
-    #: the config's replay share in cycle 2 too (about 190 clinical training rows at 75 % need about 570).
-    replay_rows: int = 600
+    #: the config's replay share in cycle 2 too (288 clinical training rows at 75 % need 864).
+    replay_rows: int = 900
     #: Overrides of the config file's [hyperparameters] (the test's shorter fine-tune).
     hyperparameters: dict = field(default_factory=dict)
     #: Further overrides from cycle 2 on (the test only needs cycle 2 to start from the champion and decide).
@@ -63,9 +65,9 @@ class DemoProfile:
 
 
 FULL = DemoProfile()
-#: `flywheel demo --quick`, and the test suite's demo: the same steps with 450 replay rows (enough for cycle 1's
-#: 75 % share) and 1 epoch in cycle 2 (the test asks of cycle 2 only that it starts from the champion and decides).
-QUICK = DemoProfile(replay_rows=450, later_hyperparameters={"epochs": 1})
+#: `flywheel demo --quick`, and the test suite's demo: the same steps on fewer rows (8 per term instead of 12, 450
+#: replay rows, enough for the config's 75 % share of 144 training rows) and 1 epoch instead of 6 in cycle 2.
+QUICK = DemoProfile(rows_per_term=8, replay_rows=450, later_hyperparameters={"epochs": 1})
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def build_clinical(manifest: Path, terms: Path, profile: DemoProfile, cfg: Flywh
         rows_per_term=profile.rows_per_term,
         seed=profile.seed,
         progress=False,
+        judge=profile.judge,
     )
     report = build_manifest(terms, manifest, options, append=manifest.exists(), config=cfg)
     log(

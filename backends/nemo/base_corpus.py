@@ -1,8 +1,4 @@
-"""Synthesise the general-English corpus of the base recipe: realistic flite and Festival voices, speeds, real noise.
-
-The training splits (and the replay rows a fine-tune mixes in) are spoken by `TRAIN_VOICES`; the held-out split,
-which the demo uses as its control set, by `CONTROL_VOICES`, which no training row uses: forgetting is then
-measured on speakers the model never heard, as a clinician's voice would be.
+"""Synthesise the general-English corpus of the base recipe: several espeak-ng voices, speeds and real noise.
 
 Every row's voice, speed, noise kind and SNR come from the recipe seed and the row index alone, so the same
 recipe writes the same audio on any machine, and a subset (the control set, some replay rows) can be
@@ -19,14 +15,11 @@ from pathlib import Path
 
 from asr_flywheel import io as fio
 
-#: Both sexes must train: a base that heard only male voices scored 0.98 carrier WER on slt (female) and about
-#: 0.2 on the male voices it knew (measured on a 240-row clinical manifest).
-TRAIN_VOICES = ("flite:rms", "flite:awb", "flite:kal16", "festival:kal", "flite:slt")
-#: Voice ids no training row uses (their speakers are known through other engines: slt, kal).
-CONTROL_VOICES = ("festival:slt_hts", "flite:kal")
-#: Speaking rates as duration stretches (> 1 is slower), and pitch scales (for voices that honour them), per row.
-STRETCHES = (0.85, 0.92, 1.0, 1.08, 1.15)
-PITCHES = (0.88, 0.94, 1.0, 1.06, 1.12)
+VOICES = (
+    "en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029",
+    "en-gb-x-rp", "en-us+m3", "en-us-nyc", "en-gb+f2", "en-gb-x-gbclan",
+)  # fmt: skip
+SPEEDS_WPM = (140, 150, 160, 170, 180, 190)
 #: (label, SNR dB or None, share of rows). Clean on half the rows; the rest mixed with pink or white noise.
 NOISE = (("clean", None, 0.5), ("snr_20db", 20.0, 0.2), ("snr_15db", 15.0, 0.2), ("snr_10db", 10.0, 0.1))
 
@@ -38,8 +31,7 @@ class ClipPlan:
     text: str
     audio_filepath: str
     voice: str
-    stretch: float
-    pitch: float
+    speed_wpm: int
     noise_level: str
     snr_db: float | None
     noise_kind: str | None
@@ -51,12 +43,7 @@ def _unit(seed: int, *parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def voices_for(split: str) -> tuple[str, ...]:
-    return CONTROL_VOICES if split == "heldout" else TRAIN_VOICES
-
-
 def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
-    voices = voices_for(split)
     plans = []
     for i, text in enumerate(texts):
         u = _unit(seed, split, i, "noise")
@@ -70,9 +57,8 @@ def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
             ClipPlan(
                 text=text,
                 audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
-                voice=voices[int(_unit(seed, split, i, "voice") * len(voices))],
-                stretch=STRETCHES[int(_unit(seed, split, i, "speed") * len(STRETCHES))],
-                pitch=PITCHES[int(_unit(seed, split, i, "pitch") * len(PITCHES))],
+                voice=VOICES[int(_unit(seed, split, i, "voice") * len(VOICES))],
+                speed_wpm=SPEEDS_WPM[int(_unit(seed, split, i, "speed") * len(SPEEDS_WPM))],
                 noise_level=label,
                 snr_db=snr,
                 noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
@@ -106,24 +92,16 @@ def mix_at_snr(signal, noise, snr_db: float):
     return mixed * (0.98 / peak) if peak > 0.98 else mixed
 
 
-def _engines():
-    from asr_flywheel.backends.tts.festival import FestivalSynthesizer
-    from asr_flywheel.backends.tts.flite import FliteSynthesizer
-    from asr_flywheel.build.voices import Engines
-
-    return Engines({"flite": FliteSynthesizer(), "festival": FestivalSynthesizer()}, "flite")
-
-
 def _synthesise(args: tuple[ClipPlan, str]) -> float:
     import soundfile as sf
 
-    from asr_flywheel.build.voices import Prosody
+    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
 
     plan, root = args
     out = Path(root) / plan.audio_filepath
     if not out.exists():
         tmp = out.with_name(f".{out.name}.tmp.wav")
-        _engines().synthesize(plan.text, tmp, voice=plan.voice, prosody=Prosody(plan.stretch, plan.pitch))
+        EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, tmp, voice=plan.voice)
         if plan.snr_db is not None:
             audio, sr = sf.read(tmp, dtype="float64")
             noise = noise_samples(plan.noise_kind, len(audio), plan.noise_seed)
@@ -146,8 +124,7 @@ def synthesise(plans: list[ClipPlan], root: Path, manifest_name: str, workers: i
             "audio_filepath": p.audio_filepath,
             "text": p.text,
             "duration": round(d, 3),
-            "voice_id": p.voice,
-            "prosody": {"stretch": p.stretch, "pitch": p.pitch},
+            "voice_id": f"{p.voice}@{p.speed_wpm}wpm",
             "noise_level": p.noise_level,
             "noise_kind": p.noise_kind,
             "context_type": "general",

@@ -3,9 +3,7 @@
 No model hub is reachable here, so the project makes its own base, by this recipe:
 1. text: `asr_flywheel.general_english` (the flywheel's own grammar, named in the record), checked to contain no
    word of any clinical term (the recipe refuses otherwise);
-2. audio: five realistic flite/Festival voices (both sexes) for training, two other voice ids for the held-out
-   (control) rows, five speaking rates and pitches, pink/white noise at 20/15/10 dB SNR on half the clips
-   (`base_corpus`);
+2. audio: espeak-ng, 10 voices, 6 speeds, pink/white noise at 20/15/10 dB SNR on half the clips (`base_corpus`);
 3. model: FastConformer-CTC from config, subsampling factor 4 (a near-character tokenizer needs the frames),
    sentencepiece unigram tokenizer trained on the normalised corpus plus every letter, digit and '-';
 4. training: the project's own `NemoTrainer.train(TrainRequest)`, counted in `max_steps`, SpecAugment off;
@@ -104,13 +102,7 @@ class BaseRecipe:
 def _corpus_settings() -> dict:
     from asr_flywheel.backends.nemo import base_corpus as bc
 
-    return {
-        "voices": list(bc.TRAIN_VOICES),
-        "control_voices": list(bc.CONTROL_VOICES),
-        "stretches": list(bc.STRETCHES),
-        "pitches": list(bc.PITCHES),
-        "noise": [list(n) for n in bc.NOISE],
-    }
+    return {"voices": list(bc.VOICES), "speeds": list(bc.SPEEDS_WPM), "noise": [list(n) for n in bc.NOISE]}
 
 
 def excluded_terms(recipe: BaseRecipe) -> list[str]:

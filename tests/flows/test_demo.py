@@ -1,10 +1,10 @@
-"""`flywheel demo` end to end: the committed general-English base, real flite/Festival manifests with real noise,
-each clip heard by the PocketSphinx judge, the real NeMo trainer, a real Prefect server, a real tritonserver and
-served parity. Nothing is mocked.
+"""`flywheel demo` end to end: the committed general-English base, real espeak-ng manifests with real noise, the real
+NeMo trainer, a real Prefect server, a real tritonserver and served parity. Nothing is mocked.
 
-`flywheel demo --quick` (stated here, so the suite stays within budget): 450 replay rows instead of 600 (enough for
-cycle 1's 75 % share), the demo config's own fine-tuning hyperparameters in cycle 1, and 1 epoch in cycle 2 (the
-test asks of cycle 2 only that it starts from cycle 1's champion and decides).
+Smaller configuration than `make demo` (stated here, so the suite stays within budget): 8 rows per term instead of
+12, 450 replay rows instead of 900 (enough for the config's 75 % share of 144 training rows), the demo config's own
+fine-tuning hyperparameters in cycle 1, and 1 epoch instead of 6 in cycle 2 (the test asks of cycle 2 only that
+it starts from cycle 1's champion and decides).
 The assertions are the issue's: gate FINETUNE; held-out priority KER drops; KEEP; the control guard was evaluated;
 a served transcript equals the offline one; cycle 2 starts from cycle 1's champion.
 """
@@ -67,19 +67,3 @@ def test_cycle_two_starts_from_cycle_ones_champion(demo):
     assert second.start is not None and second.start.parent == first.outcome.model_id
     assert second.start.model != str(demo.base.model_path)
     assert second.outcome.outcome  # a decision (or a gate outcome) was reached
-
-
-def test_unseen_voices_are_reported_and_the_control_set_speaks_in_voices_training_never_used(demo):
-    first = demo.summary.cycles[0]
-    assert first.decision.unseen_voices is not None and first.decision.unseen_voices["all"]["n"] > 0
-    train = fio.read_jsonl(first.path / "split" / "train.jsonl")
-    trained_voices = {r.get("voice_id") for r in train}
-    assert "festival:slt_hts" not in trained_voices  # held out by demo.toml, replay rows included
-    control = fio.read_jsonl(demo.workspace / "data" / "general" / "control.jsonl")
-    assert {r["voice_id"] for r in control}.isdisjoint(trained_voices)
-
-
-def test_every_clinical_row_was_heard_by_the_judge_within_its_limit(demo):
-    rows = fio.read_jsonl(demo.workspace / "data" / "clinical" / "manifest.jsonl")
-    assert rows and all(r["judge_carrier_wer"] is None or r["judge_carrier_wer"] <= 0.5 for r in rows)
-    assert len({r["voice_id"] for r in rows}) >= 4
