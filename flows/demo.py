@@ -42,8 +42,7 @@ class DemoProfile:
     #: espeak-ng voices: the committed base was made on espeak-ng speech. A base remade on the realistic voices
     #: (flite, Festival) by the same recipe scored 0.579 held-out WER and did not learn the terms in the demo's
     #: budget, so the demo stays in espeak's world for now (README, "A tour of the demo").
-    voices: tuple[str, ...] = ("espeak:en-us", "espeak:en-gb", "espeak:en-us+f3", "espeak:en-gb-scotland",
-                               "espeak:en-029", "espeak:en-us+m3")  # fmt: skip
+    voices: tuple[str, ...] = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-029", "en-us+m3")
     noise: tuple[str, ...] = ("clean", "snr_20db", "snr_15db")
     rows_per_term: int = 12
     #: The PocketSphinx judge rejects most espeak-ng clips (carrier WER 0.69-0.84 on everyday sentences), so the

@@ -166,7 +166,7 @@ def _spec(options: BuildOptions, synthesizer: Any) -> PlanSpec:
         noise_kinds=options.noise_kinds,
         rows_per_term=options.rows_per_term,
         seed=options.seed,
-        synthesizer=engines.name,
+        synthesizer=engines.plugin_name(options.voices),
         g2p_source="g2p",
         audio_dir=options.audio_dir.strip("/") or ".",
         g2p_sources={v: engines.g2p_source(v) for v in options.voices if not engines.check_voice(v)},
@@ -233,8 +233,6 @@ def run_build(
     options = dataclasses.replace(
         options,
         sample_rate=options.sample_rate or cfg.manifest.sample_rate,
-        voices=tuple(engines.canonical(v) for v in options.voices),
-        babble_voices=tuple(engines.canonical(v) for v in options.babble_voices) if options.babble_voices else None,
     )
     out = Path(out_manifest)
     _check_out(out)

@@ -94,6 +94,11 @@ def _combos(term: TermSpec, spec: PlanSpec) -> list[tuple[str, int | None, str, 
     """
     if spec.rows_per_term is None:
         return [(c, None, v, n) for c, v, n in product(spec.contexts, spec.voices, spec.noise)]
+    rng = random.Random(seed_of(spec.seed, "combos", term.key))
+    plain = list(product(spec.contexts, spec.voices, spec.noise))
+    if spec.rows_per_term <= len(plain):  # one seeded sentence per (context, voice), as builds always had
+        chosen = set(rng.sample(range(len(plain)), spec.rows_per_term))
+        return [(c, None, v, n) for i, (c, v, n) in enumerate(plain) if i in chosen]
     combos = [
         (c, f, v, n)
         for c in spec.contexts
@@ -101,7 +106,6 @@ def _combos(term: TermSpec, spec: PlanSpec) -> list[tuple[str, int | None, str, 
         for v in spec.voices
         for n in spec.noise
     ]
-    rng = random.Random(seed_of(spec.seed, "combos", term.key))
     chosen = set(rng.sample(range(len(combos)), min(spec.rows_per_term, len(combos))))
     return [c for i, c in enumerate(combos) if i in chosen]
 
@@ -134,7 +138,7 @@ def plan_term(term: TermSpec, spec: PlanSpec, tiers: list[dict[str, Pronunciatio
             STRETCHES[seed_of(spec.seed, "stretch", term.key, context, voice, text) % len(STRETCHES)],
             PITCHES[seed_of(spec.seed, "pitch", term.key, context, voice, text) % len(PITCHES)],
         )
-        rows = tuple(_row(term, context, voice, text, n, spec, f"{extra}|{prosody}") for n in noises)
+        rows = tuple(_row(term, context, voice, text, n, spec, extra) for n in noises)
         source = pron.source if pron else spec.g2p_sources.get(voice, spec.g2p_source)
         out.append(Utterance(term, context, voice, text, source, pron, rows, prosody))
     return out

@@ -77,6 +77,12 @@ class Engines:
             raise KeyError(vid.engine)
         return synth, (vid.voice or None)
 
+    def plugin_name(self, voices: Sequence[str]) -> str:
+        """The synthesizer plugin's name when every voice is one engine's (part of each clip's file name)."""
+        engines = {parse_voice(v, self.default_engine).engine for v in voices}
+        only = self._by_engine.get(next(iter(engines))) if len(engines) == 1 else None
+        return str(only.name) if only is not None else self.name
+
     def canonical(self, voice: str) -> str:
         """The full id of `voice` (`en-us` → `espeak:en-us` when espeak is the default engine)."""
         return str(parse_voice(voice, self.default_engine))

@@ -18,7 +18,6 @@ from asr_flywheel.backends.tts._tools import SynthesisError, failed, synthesise_
 from asr_flywheel.backends.tts._tools import require as _require
 from asr_flywheel.backends.tts._tools import run as _run
 from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, espeak_mnemonics
-from asr_flywheel.build.voices import Prosody
 
 
 def with_phonemes(text: str, pronunciations: Sequence[Pronunciation]) -> str:
@@ -104,7 +103,6 @@ class EspeakSynthesizer:
         phonemes: str | None = None,
         sample_rate: int = 16000,
         pronunciations: Sequence[Pronunciation] = (),
-        prosody: Prosody | None = None,
     ) -> Path:
         """Write a WAV for `text` (or for espeak phoneme mnemonics in `phonemes`). Atomic: temp + rename.
 
@@ -117,14 +115,12 @@ class EspeakSynthesizer:
             spoken = f"[[{phonemes}]]" if phonemes else with_phonemes(text, pronunciations)
         except PhonemeError as exc:
             raise SynthesisError(str(exc)) from None
-        rate = round(self.speed_wpm / prosody.stretch) if prosody else self.speed_wpm
+        rate = self.speed_wpm  # espeak keeps one speed per build (the base recipe varies it per row itself)
 
         def make_raw(raw: Path) -> None:
             cmd = [espeak, "-s", str(rate), "-w", str(raw)]
             if voice:
                 cmd += ["-v", voice]
-            if prosody and prosody.pitch != 1.0:
-                cmd += ["-p", str(max(0, min(99, round(50 * prosody.pitch))))]
             # "--" so text starting with "-" is never read as an option.
             res = _run([*cmd, "--", spoken])
             if res.returncode != 0:

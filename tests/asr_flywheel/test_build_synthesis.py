@@ -162,10 +162,10 @@ class _FailsOn(EspeakSynthesizer):
         super().__init__()
         self.word = word
 
-    def synthesize(self, text, out_path, **kw):
+    def synthesize(self, text, out_path, *, voice=None, sample_rate=16000, pronunciations=()):
         if self.word in text.lower():
             raise RuntimeError("synthesizer crashed")
-        return super().synthesize(text, out_path, **kw)
+        return super().synthesize(text, out_path, voice=voice, sample_rate=sample_rate, pronunciations=pronunciations)
 
 
 def test_a_build_failing_part_way_leaves_the_manifest_exactly_as_it_was(tmp_path):
