@@ -10,9 +10,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+from asr_flywheel.build.arpabet import word_entries
+from asr_flywheel.build.phonemes import PhonemeError, Pronunciation
 from asr_flywheel.errors import FlywheelError
 
 
@@ -52,3 +55,21 @@ def synthesise_to(out_path: Path, sample_rate: int, make_raw: Callable[[Path], N
 def failed(engine: str, res: subprocess.CompletedProcess) -> SynthesisError:
     said = (res.stderr or res.stdout or "").strip()[:300]
     return SynthesisError(f"{engine} failed ({res.returncode}): {said}")
+
+
+def foreign_letters(text: str) -> str:
+    """Letters an English voice cannot say (outside the Latin script)."""
+    return "".join(c for c in dict.fromkeys(text) if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN"))
+
+
+class WordLexiconEngine:
+    """What flite and Festival share: pronunciations go in as word-lexicon entries (ARPAbet), one per word."""
+
+    g2p_source = "g2p"
+
+    def check_pronunciation(self, p: Pronunciation) -> str | None:
+        try:
+            word_entries(p)
+        except PhonemeError as exc:
+            return str(exc)
+        return None

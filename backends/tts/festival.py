@@ -12,8 +12,15 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from asr_flywheel.backends.tts._tools import SynthesisError, failed, require, run, synthesise_to
-from asr_flywheel.backends.tts.flite import foreign_letters
+from asr_flywheel.backends.tts._tools import (
+    SynthesisError,
+    WordLexiconEngine,
+    failed,
+    foreign_letters,
+    require,
+    run,
+    synthesise_to,
+)
 from asr_flywheel.build.arpabet import lowercase_phones, word_entries
 from asr_flywheel.build.phonemes import PhonemeError, Pronunciation
 from asr_flywheel.build.voices import Prosody
@@ -51,10 +58,9 @@ _PRINT_WORDS = """(mapcar (lambda (w) (format t "WORD %s:" (item.name w))
 _FRONT_END = "(Initialize u) (Text u) (Token_POS u) (Token u) (POS u) (Phrasify u) (Word u) (Pauses u) (PostLex u)"
 
 
-class FestivalSynthesizer:
+class FestivalSynthesizer(WordLexiconEngine):
     name = "festival"
     engine = "festival"
-    g2p_source = "g2p"
     babble_voices = ()
 
     def voices(self) -> tuple[str, ...]:
@@ -63,13 +69,6 @@ class FestivalSynthesizer:
     def check_voice(self, voice: str) -> str | None:
         require("festival")
         return None if voice in installed_voices() else f"Festival has no voice {voice!r}"
-
-    def check_pronunciation(self, p: Pronunciation) -> str | None:
-        try:
-            word_entries(p)
-        except PhonemeError as exc:
-            return str(exc)
-        return None
 
     def _run(self, voice: str | None, body: str):
         folder = ALIASES.get(voice or "kal", voice or "kal")

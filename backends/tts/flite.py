@@ -9,12 +9,19 @@ voice's own mean: rms ignores the feature, measured).
 from __future__ import annotations
 
 import tempfile
-import unicodedata
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
-from asr_flywheel.backends.tts._tools import SynthesisError, failed, require, run, synthesise_to
+from asr_flywheel.backends.tts._tools import (
+    SynthesisError,
+    WordLexiconEngine,
+    failed,
+    foreign_letters,
+    require,
+    run,
+    synthesise_to,
+)
 from asr_flywheel.build.arpabet import lowercase_phones, word_entries
 from asr_flywheel.build.phonemes import PhonemeError, Pronunciation
 from asr_flywheel.build.voices import Prosody
@@ -38,14 +45,9 @@ def addenda(pronunciations: Sequence[Pronunciation]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def foreign_letters(text: str) -> str:
-    return "".join(c for c in dict.fromkeys(text) if c.isalpha() and not unicodedata.name(c, "").startswith("LATIN"))
-
-
-class FliteSynthesizer:
+class FliteSynthesizer(WordLexiconEngine):
     name = "flite"
     engine = "flite"
-    g2p_source = "g2p"
     babble_voices = ("slt", "kal")
 
     def voices(self) -> tuple[str, ...]:
@@ -53,13 +55,6 @@ class FliteSynthesizer:
 
     def check_voice(self, voice: str) -> str | None:
         return None if voice in installed_voices() else f"flite has no voice {voice!r}"
-
-    def check_pronunciation(self, p: Pronunciation) -> str | None:
-        try:
-            word_entries(p)
-        except PhonemeError as exc:
-            return str(exc)
-        return None
 
     def _flite(self, text: str, voice: str | None, pronunciations, extra: list[str]):
         with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
