@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr_flywheel.metrics_record import Metrics
+
 
 @dataclass(frozen=True)
 class CategoryKer:
@@ -30,12 +32,15 @@ class CycleKer:
     categories: dict[str, CategoryKer]
 
 
-def cycle_ker_from_metrics(label: str, metrics: dict) -> CycleKer:
-    """The chart record of one scored cycle, from its metrics.json (`ker_by_entity_category`)."""
-    by_cat = metrics.get("ker_by_entity_category") or {}
+def cycle_ker_from_metrics(label: str, metrics: Metrics) -> CycleKer:
+    """The chart record of one scored cycle, from its metrics (`ker_by_entity_category`)."""
     return CycleKer(
         label,
-        {c: CategoryKer(e["ker"], e["ci_low"], e["ci_high"], e["n"]) for c, e in by_cat.items()},
+        {
+            c: CategoryKer(g.ker, g.ci_low, g.ci_high, g.n)
+            for c, g in metrics.ker_by_entity_category.items()
+            if g.ci_low is not None and g.ci_high is not None
+        },
     )
 
 

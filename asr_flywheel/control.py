@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from asr_flywheel.compare import relative_change
 from asr_flywheel.config import DecisionConfig
 from asr_flywheel.errors import InputError
+from asr_flywheel.metrics_record import Metrics, as_metrics
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,17 @@ class ControlCheck:
         return cls(data["wer_before"], data["wer_after"], data["n"], data["max_rise"])
 
 
-def control_check(before_metrics: dict, after_metrics: dict, cfg: DecisionConfig) -> ControlCheck:
-    """The guard's inputs from the base's and the candidate's metrics.json over the same control manifest."""
-    vb, va = before_metrics.get("manifest_version"), after_metrics.get("manifest_version")
+def control_check(before_metrics: Metrics | dict, after_metrics: Metrics | dict, cfg: DecisionConfig) -> ControlCheck:
+    """The guard's inputs from the base's and the candidate's metrics over the same control manifest."""
+    before, after = as_metrics(before_metrics), as_metrics(after_metrics)
+    vb, va = before.manifest_version, after.manifest_version
     if vb and va and vb != va:
         raise InputError(
             f"the control metrics were scored on different manifests (versions {vb[:12]} and {va[:12]}); "
             "score the base and the candidate on the same control set"
         )
-    for name, m in (("before", before_metrics), ("after", after_metrics)):
-        if not isinstance(m.get("wer"), int | float) or isinstance(m.get("wer"), bool):
+    for name, m in (("before", before), ("after", after)):
+        if m.headline.wer is None:
             raise InputError(f"control metrics ({name}) have no numeric `wer`")
-    return ControlCheck(
-        float(before_metrics["wer"]), float(after_metrics["wer"]), int(after_metrics["n"]), cfg.max_control_wer_rise
-    )
+    assert before.headline.wer is not None and after.headline.wer is not None
+    return ControlCheck(before.headline.wer, after.headline.wer, after.headline.n, cfg.max_control_wer_rise)

@@ -90,7 +90,7 @@ class DecisionResult:
         return d
 
 
-def _classify(before: float, after: float, rel: float | None, cfg: DecisionConfig) -> tuple[Decision, str]:
+def classify(before: float, after: float, rel: float | None, cfg: DecisionConfig) -> tuple[Decision, str]:
     if rel is not None:
         rel = round(rel, 9)  # (0.4 - 0.5) / 0.5 is -0.19999999999999996 in floats: table edges must hold
     if rel is None:  # before == 0
@@ -123,7 +123,7 @@ def _small_drop(rel: float | None, cfg: DecisionConfig) -> bool:
     return rel is None or -round(rel, 9) < cfg.plateau_drop
 
 
-def _plateau(
+def apply_plateau(
     decision: Decision, why: str, rel: float | None, cfg: DecisionConfig, history, cycle: int, family: str
 ) -> tuple[Decision, str]:
     prior = [h for h in (history or []) if h.get("manifest_family") == family and int(h.get("cycle", 0)) < cycle]
@@ -140,7 +140,7 @@ def _plateau(
     )
 
 
-def _guard(decision: Decision, why: str, control: ControlCheck | None) -> tuple[Decision, str]:
+def apply_control_guard(decision: Decision, why: str, control: ControlCheck | None) -> tuple[Decision, str]:
     """The control-set guard overrides every KER outcome: a model that forgets general English is never kept."""
     if control is None or not control.regressed:
         return decision, why
@@ -197,7 +197,7 @@ def decide(
             f"no held-out {which} in the targeted categories ({', '.join(targets)}) were scored in both cycles; "
             "nothing to decide on"
         )
-    decision, why = _classify(tgt.ker_before, tgt.ker_after, tgt.relative_change, cfg)
+    decision, why = classify(tgt.ker_before, tgt.ker_after, tgt.relative_change, cfg)
     notes: list[str] = []
     pct = round(stats.confidence * 100)
     if not tgt.significant and tgt.delta != 0:  # an observed change the rows cannot confirm
@@ -223,12 +223,12 @@ def decide(
             f"Unseen voices (seen terms, voices no training row had): KER {v['ker_before']:.3f} → "
             f"{v['ker_after']:.3f} (n={v['n']}), part of the decision's rows and reported apart."
         )
-    decision, why = _plateau(decision, why, tgt.relative_change, cfg, history, cycle, manifest_family)
+    decision, why = apply_plateau(decision, why, tgt.relative_change, cfg, history, cycle, manifest_family)
     significance = cfg.require_significance if require_significance is None else require_significance
     if significance and not tgt.significant and decision in (Decision.KEEP, Decision.GROW_MANIFEST, Decision.OVERFIT):
         why = f"{why}; but significance was required and the {pct}% CI of the delta includes zero"
         decision = Decision.INSUFFICIENT_EVIDENCE
-    decision, why = _guard(decision, why, control)
+    decision, why = apply_control_guard(decision, why, control)
     result = DecisionResult(
         decision=decision,
         reason=why[0].upper() + why[1:] + ".",

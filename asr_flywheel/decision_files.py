@@ -14,14 +14,15 @@ from pathlib import Path
 from asr_flywheel.compare import relative_change
 from asr_flywheel.config import DecisionConfig, FlywheelConfig
 from asr_flywheel.control import ControlCheck
-from asr_flywheel.decision import UNPAIRED, DecisionResult, _classify, _guard, _plateau, decide
+from asr_flywheel.decision import UNPAIRED, DecisionResult, apply_control_guard, apply_plateau, classify, decide
 from asr_flywheel.errors import InputError
-from asr_flywheel.scoring import includes_training_rows, load_metrics, load_per_sample, per_sample_path, pooled_ker
+from asr_flywheel.metrics_record import Metrics, as_metrics, load_metrics, pooled_ker
+from asr_flywheel.score_files import load_per_sample, per_sample_path
 
 
 def decide_unpaired(
-    before_metrics: dict,
-    after_metrics: dict,
+    before_metrics: Metrics | dict,
+    after_metrics: Metrics | dict,
     cfg: DecisionConfig,
     *,
     targets: tuple[str, ...],
@@ -33,35 +34,36 @@ def decide_unpaired(
     """The decision table on aggregate targeted KER from two metrics.json alone: no pairing, no CI, no significance."""
     if not targets:
         raise InputError("the decision needs at least one targeted category")
-    b_cat, a_cat = before_metrics["ker_by_entity_category"], after_metrics["ker_by_entity_category"]
+    before, after = as_metrics(before_metrics), as_metrics(after_metrics)
+    b_cat, a_cat = before.ker_by_entity_category, after.ker_by_entity_category
     kb, nb = pooled_ker(b_cat, targets)
     ka, na = pooled_ker(a_cat, targets)
     if kb is None or ka is None:
         side = "before" if kb is None else "after"
         raise InputError(f"the {side} metrics have no rows in the targeted categories ({', '.join(targets)})")
     rel = relative_change(kb, ka)
-    decision, why = _classify(kb, ka, rel, cfg)
+    decision, why = classify(kb, ka, rel, cfg)
     notes = [
         f"Unpaired comparison of aggregates: targeted KER over {nb} row(s) before vs {na} row(s) after, not "
         "necessarily the same rows. No confidence interval and no significance are reported; write "
         "per_sample.jsonl next to both metrics.json for a paired decision."
     ]
-    if after_metrics.get("ker_by_seen"):
-        seen = ", ".join(f"{k} {v['ker']:.3f} (n={v['n']})" for k, v in after_metrics["ker_by_seen"].items())
+    if after.ker_by_seen:
+        seen = ", ".join(f"{k} {_f(g.ker)} (n={g.n})" for k, g in after.ker_by_seen.items())
         notes.append(f"Seen vs unseen terms cannot be separated without per-row data; after: {seen}.")
     per_cat = [
         {
             "category": c,
-            "n": a_cat[c]["n"],
-            "n_before": b_cat[c]["n"],
-            "ker_before": b_cat[c]["ker"],
-            "ker_after": a_cat[c]["ker"],
-            "relative_change": relative_change(b_cat[c]["ker"], a_cat[c]["ker"]),
+            "n": a_cat[c].n,
+            "n_before": b_cat[c].n,
+            "ker_before": b_cat[c].ker,
+            "ker_after": a_cat[c].ker,
+            "relative_change": relative_change(b_cat[c].ker, a_cat[c].ker),
         }
         for c in sorted(set(b_cat) & set(a_cat))
     ]
-    decision, why = _plateau(decision, why, rel, cfg, history, cycle, manifest_family)
-    decision, why = _guard(decision, why, control)
+    decision, why = apply_plateau(decision, why, rel, cfg, history, cycle, manifest_family)
+    decision, why = apply_control_guard(decision, why, control)
     return DecisionResult(
         decision=decision,
         reason=why[0].upper() + why[1:] + ".",
@@ -103,9 +105,9 @@ def decide_files(
     """
     before, after = load_metrics(before_metrics), load_metrics(after_metrics)
     targets = tuple(targets) if targets else cfg.decision_targets
-    cycle = int(after.get("cycle", 0)) if cycle is None else cycle
-    family = after.get("manifest_family", "") if manifest_family is None else manifest_family
-    trained_on = includes_training_rows(after)
+    cycle = after.cycle if cycle is None else cycle
+    family = after.manifest_family if manifest_family is None else manifest_family
+    trained_on = after.includes_training_rows
     if trained_on and not allow_training_rows:
         raise InputError(_training_rows_message(after_metrics, after))
     paired = per_sample_path(before_metrics).is_file() and per_sample_path(after_metrics).is_file()
@@ -145,10 +147,14 @@ def decide_files(
     return result
 
 
-def _training_rows_message(path, metrics: dict, *, allowed: bool = False) -> str:
-    n = metrics.get("training_rows")
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _training_rows_message(path, metrics: Metrics, *, allowed: bool = False) -> str:
+    n = metrics.training_rows
     rows = f"{n} training row(s)" if n else "training rows"
-    head = f"{path} was scored on {metrics.get('n')} rows including {rows} (scope: {metrics.get('scope')!r})"
+    head = f"{path} was scored on {metrics.headline.n} rows including {rows} (scope: {metrics.scope!r})"
     if allowed:
         return f"{head}; these numbers are flattered by rows the model trained on and do not measure held-out KER."
     return (

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from asr_flywheel import io as fio
 from asr_flywheel.config import GateConfig
 from asr_flywheel.errors import InputError
-from asr_flywheel.scoring import pooled_ker
+from asr_flywheel.metrics_record import Metrics, as_metrics, pooled_ker
 
 
 class GateOutcome(StrEnum):
@@ -62,8 +63,37 @@ class GateResult:
         return replace(self, forced=True, force_reason=reason.strip())
 
 
+@dataclass(frozen=True)
+class PronunciationGap:
+    """KER of g2p rows against rows with verified pronunciations: THE pronunciation-gap rule (docs/design.md#gate).
+
+    The gate stops on it (FIX_PRONUNCIATION) and the leaderboard states it; both read this one record."""
+
+    good: float | None
+    n_good: int
+    bad: float | None
+    n_bad: int
+    cfg: GateConfig
+
+    @property
+    def gap(self) -> float | None:
+        return None if self.good is None or self.bad is None else self.bad - self.good
+
+    @property
+    def is_pronunciation_problem(self) -> bool:
+        """The g2p rows are worse by the configured gap while the verified rows are good: fix the audio first."""
+        gap = self.gap
+        return gap is not None and gap >= self.cfg.pronunciation_gap and self.good <= self.cfg.good_source_max  # type: ignore[operator]
+
+
+def pronunciation_gap(metrics: Metrics, cfg: GateConfig) -> PronunciationGap:
+    good, n_good = pooled_ker(metrics.ker_by_ipa_source, cfg.good_sources)
+    bad, n_bad = pooled_ker(metrics.ker_by_ipa_source, cfg.g2p_sources)
+    return PronunciationGap(good, n_good, bad, n_bad, cfg)
+
+
 def evaluate_gate(
-    metrics: dict,
+    metrics: Metrics | dict,
     cfg: GateConfig,
     *,
     first_eval: bool,
@@ -72,9 +102,10 @@ def evaluate_gate(
 ) -> GateResult:
     """The gate's verdict. `evaluate_only` is why the scored model may not be fine-tuned (its catalogue entry's
     refusal); a FINETUNE verdict then becomes EVALUATE_ONLY, with both reasons."""
-    result = _rules(metrics, cfg, first_eval=first_eval, priority=priority)
+    m = as_metrics(metrics)
+    result = _rules(m, cfg, first_eval=first_eval, priority=priority)
     if evaluate_only and result.outcome is GateOutcome.FINETUNE:
-        model = metrics.get("model") or "this model"
+        model = m.model if m.model != "unknown" else "this model"
         return replace(
             result,
             outcome=GateOutcome.EVALUATE_ONLY,
@@ -83,22 +114,22 @@ def evaluate_gate(
     return result
 
 
-def _rules(metrics: dict, cfg: GateConfig, *, first_eval: bool, priority: tuple[str, ...] | None) -> GateResult:
+def _rules(metrics: Metrics, cfg: GateConfig, *, first_eval: bool, priority: tuple[str, ...] | None) -> GateResult:
     prio = tuple(priority or cfg.priority)
-    by_cat = metrics.get("ker_by_entity_category", {})
-    counts = {c: by_cat.get(c, {}).get("n", 0) for c in prio}
+    by_cat = metrics.ker_by_entity_category
+    counts = {c: g.n if (g := by_cat.get(c)) else 0 for c in prio}
     ker, n = pooled_ker(by_cat, prio)
-    rows = int(metrics["n"])
-    base = dict(
+    rows = metrics.headline.n
+    base: dict[str, Any] = dict(
         rows=rows,
         priority=prio,
         priority_ker=ker,
         priority_n=n,
         priority_counts=counts,
         first_eval=first_eval,
-        manifest_family=metrics.get("manifest_family", ""),
-        manifest_version=metrics.get("manifest_version", ""),
-        cycle=int(metrics.get("cycle", 0)),
+        manifest_family=metrics.manifest_family,
+        manifest_version=metrics.manifest_version,
+        cycle=metrics.cycle,
     )
     names = "+".join(prio)
 
@@ -118,16 +149,14 @@ def _rules(metrics: dict, cfg: GateConfig, *, first_eval: bool, priority: tuple[
             "held-out numbers would be too noisy to attribute movement.",
         )
 
-    by_src = metrics.get("ker_by_ipa_source", {})
-    good, n_good = pooled_ker(by_src, cfg.good_sources)
-    bad, n_bad = pooled_ker(by_src, cfg.g2p_sources)
-    if good is not None and bad is not None and bad - good >= cfg.pronunciation_gap and good <= cfg.good_source_max:
+    gap = pronunciation_gap(metrics, cfg)
+    if gap.is_pronunciation_problem:
         return result(
             GateOutcome.FIX_PRONUNCIATION,
             (
                 f"Fix pronunciations before training: g2p rows ({'/'.join(cfg.g2p_sources)}) "
-                f"have KER {bad:.3f} (n={n_bad}) "
-                f"vs {good:.3f} (n={n_good}) for {'/'.join(cfg.good_sources)} rows, a gap of {bad - good:.3f} "
+                f"have KER {gap.bad:.3f} (n={gap.n_bad}) "
+                f"vs {gap.good:.3f} (n={gap.n_good}) for {'/'.join(cfg.good_sources)} rows, a gap of {gap.gap:.3f} "
                 f"(≥ {cfg.pronunciation_gap}) while the verified sources are ≤ {cfg.good_source_max}. "
                 "This is a synthetic-audio problem; fine-tuning over it would teach the model wrong pronunciations."
             ),
@@ -184,13 +213,10 @@ def history_records(history: str | Path | None, filename: str) -> list[dict]:
     return sorted(records, key=lambda r: (int(r.get("cycle", 0)), r["_path"]))
 
 
-def is_first_eval(history: list[dict], metrics: dict) -> bool:
+def is_first_eval(history: list[dict], metrics: Metrics | dict) -> bool:
     """First evaluation of this manifest family: no earlier gate record for it in the history."""
-    family, version, cycle = (
-        metrics.get("manifest_family"),
-        metrics.get("manifest_version"),
-        int(metrics.get("cycle", 0)),
-    )
+    m = as_metrics(metrics)
+    family, version, cycle = m.manifest_family, m.manifest_version, m.cycle
     for rec in history:
         if rec.get("manifest_family") != family:
             continue

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from asr_flywheel.compare import ALL, Comparison
 from asr_flywheel.config import GateConfig
 from asr_flywheel.control import ControlCheck
+from asr_flywheel.gate import pronunciation_gap
+from asr_flywheel.metrics_record import Breakdown, KerGroup, Metrics, as_metrics
 from asr_flywheel.misrecognitions import render_misrecognitions
-from asr_flywheel.scoring import pooled_ker
 
 DEFAULT_TERM_LIMIT = 100
 
@@ -21,10 +22,8 @@ def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def _ci(entry: dict) -> str:
-    if entry.get("ci_low") is None:
-        return "n/a"
-    return f"{entry['ci_low']:.3f}–{entry['ci_high']:.3f}"
+def _ci(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None or high is None else f"{low:.3f}–{high:.3f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -34,54 +33,54 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _breakdown_table(
-    title: str, label: str, breakdown: dict, *, extra: tuple[tuple[str, Callable[[dict], str]], ...] = ()
+    title: str, label: str, breakdown: Breakdown, *, extra: tuple[tuple[str, Callable[[KerGroup], str]], ...] = ()
 ) -> list[str]:
     """A KER table; `extra` adds (header, cell-from-entry) columns between the name and the rate."""
     if not breakdown:
         return [f"_No rows with a `{label}` and a term._", ""]
     header = [label, *(h for h, _ in extra), "KER", "95% CI", "n"]
-    rows = [[name, *(cell(e) for _, cell in extra), _f(e["ker"]), _ci(e), str(e["n"])] for name, e in breakdown.items()]
+    rows = [
+        [name, *(cell(g) for _, cell in extra), _f(g.ker), _ci(g.ci_low, g.ci_high), str(g.n)]
+        for name, g in breakdown.items()
+    ]
     return [*_table(header, rows), ""]
 
 
-_TERM_COLUMNS: tuple[tuple[str, Callable[[dict], str]], ...] = (
-    ("entity_category", lambda e: str(e.get("entity_category", ""))),
-    ("what the model wrote (most frequent)", lambda e: render_misrecognitions(e.get("misrecognitions"))),
+_TERM_COLUMNS: tuple[tuple[str, Callable[[KerGroup], str]], ...] = (
+    ("entity_category", lambda g: "" if g.entity_category is None else str(g.entity_category)),
+    ("what the model wrote (most frequent)", lambda g: render_misrecognitions(g.misrecognitions)),
 )
 
 
-def pronunciation_gap_sentence(metrics: dict, gate: GateConfig | None = None) -> str:
-    """The override/merriam-webster vs g2p delta, stated in words (docs/design.md#leaderboard)."""
+def pronunciation_gap_sentence(metrics: Metrics | dict, gate: GateConfig | None = None) -> str:
+    """The gate's pronunciation-gap rule (`gate.pronunciation_gap`), stated in words (docs/design.md#leaderboard)."""
     g = gate or GateConfig()
-    by_src = metrics.get("ker_by_ipa_source", {})
-    good, n_good = pooled_ker(by_src, g.good_sources)
-    bad, n_bad = pooled_ker(by_src, g.g2p_sources)
+    gap = pronunciation_gap(as_metrics(metrics), g)
     good_names = "/".join(g.good_sources)
     bad_names = "/".join(g.g2p_sources)
-    if good is None or bad is None:
-        missing = good_names if good is None else bad_names
+    if gap.good is None or gap.bad is None or gap.gap is None:
+        missing = good_names if gap.good is None else bad_names
         return f"The pronunciation gap cannot be computed: no rows with ipa_source {missing}."
-    gap = bad - good
-    if gap > 0:
-        relation = f"{gap:.3f} worse than"
-    elif gap < 0:
-        relation = f"{-gap:.3f} better than"
+    if gap.gap > 0:
+        relation = f"{gap.gap:.3f} worse than"
+    elif gap.gap < 0:
+        relation = f"{-gap.gap:.3f} better than"
     else:
         relation = "the same as"
     verdict = ""
-    if gap >= g.pronunciation_gap and good <= g.good_source_max:
+    if gap.is_pronunciation_problem:
         verdict = (
             f" This exceeds the {g.pronunciation_gap:.2f} gap threshold while the verified sources are at or "
             f"below {g.good_source_max:.2f}: a synthetic-audio pronunciation problem, not a model problem."
         )
     return (
-        f"g2p rows ({bad_names}) have KER {bad:.3f} (n={n_bad}) versus {good:.3f} (n={n_good}) for "
+        f"g2p rows ({bad_names}) have KER {gap.bad:.3f} (n={gap.n_bad}) versus {gap.good:.3f} (n={gap.n_good}) for "
         f"{good_names} rows: g2p is {relation} the verified pronunciations.{verdict}"
     )
 
 
 def render_leaderboard(
-    metrics: dict,
+    metrics: Metrics | dict,
     *,
     term_limit: int = DEFAULT_TERM_LIMIT,
     gate: GateConfig | None = None,
@@ -90,48 +89,48 @@ def render_leaderboard(
 ) -> str:
     """The five sections of docs/design.md#leaderboard, then seen vs unseen terms and voices, the control set and
     the cycle comparison when known."""
-    cycle = metrics.get("cycle", 0)
+    m = as_metrics(metrics)
+    h = m.headline
     lines = [
-        f"# Leaderboard — cycle {cycle}",
+        f"# Leaderboard — cycle {m.cycle}",
         "",
-        f"- Model: `{metrics.get('model', 'unknown')}`",
-        f"- Manifest: `{metrics.get('manifest', '')}` (version `{str(metrics.get('manifest_version', ''))[:12]}`)",
-        f"- Rows scored: {metrics['n']} ({metrics.get('scope', 'all rows')})",
+        f"- Model: `{m.model}`",
+        f"- Manifest: `{m.manifest}` (version `{m.manifest_version[:12]}`)",
+        f"- Rows scored: {h.n} ({m.scope})",
         "",
         "## 1. Headline",
         "",
     ]
-    ker_ci = {"ci_low": metrics.get("ker_ci_low"), "ci_high": metrics.get("ker_ci_high")}
     lines += _table(
         ["metric", "value", "95% CI", "n"],
         [
-            ["WER (mean of rows)", _f(metrics["wer"]), "", str(metrics["n"])],
-            ["WER (corpus)", _f(metrics["wer_corpus"]), "", str(metrics["n"])],
-            ["CER (mean of rows)", _f(metrics["cer"]), "", str(metrics["n"])],
-            ["CER (corpus)", _f(metrics["cer_corpus"]), "", str(metrics["n"])],
-            ["**KER**", f"**{_f(metrics['ker'])}**", _ci(ker_ci), str(metrics.get("ker_n", 0))],
-            ["SER", _f(metrics["ser"]), "", str(metrics["n"])],
+            ["WER (mean of rows)", _f(h.wer), "", str(h.n)],
+            ["WER (corpus)", _f(h.wer_corpus), "", str(h.n)],
+            ["CER (mean of rows)", _f(h.cer), "", str(h.n)],
+            ["CER (corpus)", _f(h.cer_corpus), "", str(h.n)],
+            ["**KER**", f"**{_f(h.ker)}**", _ci(h.ker_ci_low, h.ker_ci_high), str(h.ker_n)],
+            ["SER", _f(h.ser), "", str(h.n)],
         ],
     )
     lines += ["", "## 2. KER by entity category", ""]
-    lines += _breakdown_table("category", "entity_category", metrics.get("ker_by_entity_category", {}))
+    lines += _breakdown_table("category", "entity_category", m.ker_by_entity_category)
     lines += ["## 3. KER by pronunciation source", ""]
-    lines += _breakdown_table("source", "ipa_source", metrics.get("ker_by_ipa_source", {}))
-    lines += [f"**Pronunciation gap:** {pronunciation_gap_sentence(metrics, gate)}", ""]
+    lines += _breakdown_table("source", "ipa_source", m.ker_by_ipa_source)
+    lines += [f"**Pronunciation gap:** {pronunciation_gap_sentence(m, gate)}", ""]
     lines += ["## 4. KER by noise level", ""]
-    lines += _breakdown_table("noise", "noise_level", metrics.get("ker_by_noise_level", {}))
+    lines += _breakdown_table("noise", "noise_level", m.ker_by_noise_level)
     lines += ["## 5. Per-term KER (worst first: the fine-tune targets)", ""]
-    terms = metrics.get("ker_by_term", {})
+    terms = m.ker_by_term
     shown = dict(list(terms.items())[:term_limit])
     lines += _breakdown_table("term", "term", shown, extra=_TERM_COLUMNS)
     if len(terms) > term_limit:
         lines += [f"_{len(terms) - term_limit} more terms in metrics.json._", ""]
-    if metrics.get("ker_by_seen"):
+    if m.ker_by_seen:
         lines += ["## Seen vs unseen terms (unseen: no training row had the term)", ""]
-        lines += _breakdown_table("terms", "seen", metrics["ker_by_seen"])
-    if metrics.get("ker_by_seen_voice"):
+        lines += _breakdown_table("terms", "seen", m.ker_by_seen)
+    if m.ker_by_seen_voice:
         lines += ["## Seen vs unseen voices (unseen: no training row had the voice, as with a new clinician)", ""]
-        lines += _breakdown_table("voices", "seen", metrics["ker_by_seen_voice"])
+        lines += _breakdown_table("voices", "seen", m.ker_by_seen_voice)
     if control is not None:
         lines += [*render_control(control), ""]
     if comparison is not None:

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from asr_flywheel.config import StatsConfig
+from asr_flywheel.metrics_record import Headline
+from asr_flywheel.stats import rate_intervals
+
 
 def terms_found(terms_norm: list[str], texts_norm: list[str]) -> np.ndarray:
     """THE keyword rule (docs/design.md#metrics), used by scoring (KER) and validation (term-in-text) alike.
@@ -83,27 +87,24 @@ def score_rows(refs: list[str], hyps: list[str], terms: list[str | None]) -> Row
     return RowScores(word_errors, ref_words, char_errors, ref_chars, ker, ser.astype(np.float64))
 
 
-@dataclass(frozen=True)
-class Aggregate:
-    """Headline numbers: means of per-row values (the methodology's headline) and corpus-level rates."""
-
-    n: int
-    wer: float
-    cer: float
-    ker: float | None
-    ker_n: int
-    ser: float
-    wer_corpus: float
-    cer_corpus: float
-
-
-def aggregate(scores: RowScores) -> Aggregate:
+def aggregate(scores: RowScores, stats: StatsConfig | None = None) -> Headline:
+    """The headline of scored rows; with `stats`, KER's bootstrap CI too (the leaderboard's headline row)."""
     n = len(scores)
     if n == 0:
         raise ValueError("cannot aggregate zero rows")
     has_term = ~np.isnan(scores.ker)
     ker_n = int(has_term.sum())
-    return Aggregate(
+    ci: tuple[float | None, float | None] = (None, None)
+    if stats is not None and ker_n:
+        low, high = rate_intervals(
+            np.array([int(np.nansum(scores.ker))]),
+            np.array([ker_n]),
+            resamples=stats.bootstrap_resamples,
+            confidence=stats.confidence,
+            seed=stats.seed,
+        )
+        ci = (float(low[0]), float(high[0]))
+    return Headline(
         n=n,
         wer=float(scores.wer.mean()),
         cer=float(scores.cer.mean()),
@@ -112,6 +113,8 @@ def aggregate(scores: RowScores) -> Aggregate:
         ser=float(scores.ser.mean()),
         wer_corpus=float(scores.word_errors.sum() / scores.ref_words.sum()),
         cer_corpus=float(scores.char_errors.sum() / scores.ref_chars.sum()),
+        ker_ci_low=ci[0],
+        ker_ci_high=ci[1],
     )
 
 

@@ -26,7 +26,8 @@ from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.io import jsonl_bytes
 from asr_flywheel.manifest import Manifest
 from asr_flywheel.normalize import normalize_many
-from asr_flywheel.scoring import score_manifest, write_score_outputs
+from asr_flywheel.score_files import write_score_outputs
+from asr_flywheel.scoring import score_manifest
 from asr_flywheel.validation import validate_manifest
 
 TERMS = {

@@ -59,6 +59,10 @@ def flywheel_name(configured: str, workspace: Path) -> str:
     return _slug(configured or Path(workspace).name) or "flywheel"
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
 def publish_score(label: CycleLabel, which: str, rec: ScoreRecord) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -74,12 +78,12 @@ def publish_score(label: CycleLabel, which: str, rec: ScoreRecord) -> None:
         table=[
             {
                 "category": c,
-                "ker": round(v["ker"], 4),
-                "n": v["n"],
-                "ci_low": round(v["ci_low"], 4),
-                "ci_high": round(v["ci_high"], 4),
+                "ker": _round(g.ker),
+                "n": g.n,
+                "ci_low": _round(g.ci_low),
+                "ci_high": _round(g.ci_high),
             }
-            for c, v in rec.by_category.items()
+            for c, g in rec.by_category.items()
         ],
     )
     if rec.comparison_markdown:
@@ -142,8 +146,8 @@ def publish_control(label: CycleLabel, check: ControlCheck, before: ScoreRecord,
     create_table_artifact(
         key=label.key("control", "table"),
         table=[
-            {"model": rec.model, "wer": round(rec.wer, 4), "cer": round(rec.cer, 4), "n": rec.n}
-            for rec in (before, after)
+            {"model": r.model, "wer": _round(r.headline.wer), "cer": _round(r.headline.cer), "n": r.headline.n}
+            for r in (before, after)
         ],
         description=check.sentence(),
     )

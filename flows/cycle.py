@@ -63,10 +63,10 @@ from asr_flywheel.flows.records import (
 )
 from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.flows.steps import release_models, require_model, trained_on, update_chart
+from asr_flywheel.metrics_record import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.manager import Plugins
 from asr_flywheel.registry import Registry
-from asr_flywheel.scoring import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.secrets import SECRET_ENV_VARS
 
 #: The control set's scope label, and the file caching a model's control score next to its scoring files.
@@ -367,7 +367,7 @@ class CycleRun:
         if ref is None:
             return None
         from asr_flywheel.control import control_check
-        from asr_flywheel.scoring import load_metrics
+        from asr_flywheel.metrics_record import load_metrics
 
         n = self.cycle.number
         before = self.step("control_before", ScoreRecord, lambda: self.control_score(self.start.model, ref, n))

@@ -5,19 +5,19 @@ Both check their output location and model before any compute is spent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import require_writable_dir
 from asr_flywheel.errors import InputError
-from asr_flywheel.flows.records import ScoreRecord, TrainRecord
+from asr_flywheel.flows.records import TrainRecord
+from asr_flywheel.flows.score_steps import Scored, scored
 from asr_flywheel.flows.transcription import transcribe_rows
+from asr_flywheel.metrics_record import SCOPE_ALL
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest, TrainResult
 from asr_flywheel.plugins.manager import Plugins
 from asr_flywheel.replay import mix_replay
-from asr_flywheel.scoring import ScoreReport
 from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
 from asr_flywheel.validation import load_manifest
 
@@ -34,11 +34,8 @@ def require_model(model_ref: str, plugins: Plugins | None = None) -> None:
             raise InputError(f"model file not found: {model_ref}")
 
 
-@dataclass
-class EvalResult:
-    record: ScoreRecord
-    report: ScoreReport
-    paths: dict[str, Path]
+#: What `flywheel eval` returns: a scoring's record, report and files.
+EvalResult = Scored
 
 
 def evaluate(
@@ -50,7 +47,7 @@ def evaluate(
     batch_size: int = 16,
     backend: str | None = None,
     cycle: int = 0,
-    scope: str = "all rows",
+    scope: str = SCOPE_ALL,
     family: str | None = None,
     progress: ProgressFn | None = None,
 ) -> EvalResult:
@@ -60,20 +57,9 @@ def evaluate(
     require_model(model_ref)
     manifest = load_manifest(manifest_path, cfg)
     hyps = transcribe_rows(manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress)
-    from asr_flywheel.flows.steps import _score
-
-    record, report, paths = _score(
-        out=out_dir,
-        manifest=manifest,
-        hyps=hyps,
-        model_ref=model_ref,
-        cfg=cfg,
-        cycle=cycle,
-        scope=scope,
-        family=family,
-        before_metrics=None,
+    return scored(
+        out=out_dir, manifest=manifest, hyps=hyps, model_ref=model_ref, cfg=cfg, cycle=cycle, scope=scope, family=family
     )
-    return EvalResult(record, report, paths)
 
 
 def train(

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
+from asr_flywheel.metrics_record import Headline
 
+#: The headline numbers shown side by side (all of the headline must be equal for parity).
 METRICS = ("wer", "cer", "ker", "ser")
 
 
@@ -30,8 +32,8 @@ class ParityReport:
     endpoint: str
     rows: int
     mismatches: list[ParityRow]
-    offline_metrics: dict[str, float | None]
-    served_metrics: dict[str, float | None]
+    offline_metrics: Headline
+    served_metrics: Headline
     files: list[str] = field(default_factory=list)
 
     @property
@@ -44,11 +46,8 @@ class ParityReport:
             return f"all {self.rows} rows identical"
         lines = ", ".join(str(m.line) for m in self.mismatches[:10])
         more = "" if len(self.mismatches) <= 10 else f" (+{len(self.mismatches) - 10} more)"
-        deltas = ", ".join(
-            f"{k} {self.offline_metrics[k]} → {self.served_metrics[k]}"
-            for k in METRICS
-            if self.offline_metrics[k] != self.served_metrics[k]
-        )
+        off, srv = asdict(self.offline_metrics), asdict(self.served_metrics)
+        deltas = ", ".join(f"{k} {off[k]} → {srv[k]}" for k in off if off[k] != srv[k])
         return f"{len(self.mismatches)}/{self.rows} rows differ (lines {lines}{more}); {deltas or 'aggregates equal'}"
 
     def to_dict(self) -> dict:
@@ -64,7 +63,7 @@ class ParityReport:
             "| metric | offline | served |",
             "|---|---|---|",
         ]
-        head += [f"| {k} | {self.offline_metrics[k]} | {self.served_metrics[k]} |" for k in METRICS]
+        head += [f"| {k} | {getattr(self.offline_metrics, k)} | {getattr(self.served_metrics, k)} |" for k in METRICS]
         if self.mismatches:
             head += ["", "| line | audio | offline | served |", "|---|---|---|---|"]
             head += [
@@ -81,7 +80,7 @@ def check_parity(
     out_dir: str | Path,
 ) -> ParityReport:
     """Score the rows through `endpoint` (writing everything offline eval writes) and compare with offline."""
-    from asr_flywheel.flows.steps import evaluate
+    from asr_flywheel.flows.model_steps import evaluate
 
     offline_rows(validation_manifest, offline_hyps, cfg)  # a mismatched hyps file is bad input: fail before scoring
     served = evaluate(
@@ -121,8 +120,8 @@ def compare_with_offline(
         endpoint,
         len(manifest),
         mismatches,
-        {k: offline_report.metrics[k] for k in METRICS},
-        {k: served.report.metrics[k] for k in METRICS},
+        offline_report.metrics.headline,
+        served.report.metrics.headline,
         [str(p) for p in served.paths.values()],
     )
     out = Path(out_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from asr_flywheel.cycle import ManifestRef
+from asr_flywheel.metrics_record import Breakdown, Headline, KerGroup
 
 R = TypeVar("R", bound="StepRecord")
 
@@ -45,15 +46,23 @@ class ScoreRecord(StepRecord):
     model: str
     metrics: str
     leaderboard: str
-    n: int
-    wer: float
-    cer: float
-    ker: float | None
-    ker_n: int
-    ser: float
-    by_category: dict = field(default_factory=dict)
+    #: The headline of `metrics` (the whole record is in the file).
+    headline: Headline
+    by_category: Breakdown = field(default_factory=dict)
     #: The cycle-comparison markdown file (re-scores compared with the cycle before), else None.
     comparison: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreRecord:
+        """Back from cycle.json; records written before the headline was typed (flat `n`, `wer`...) load too."""
+        head = data.get("headline") or {k: data[k] for k in _HEADLINE_FIELDS if k in data}
+        by_category = {c: g if isinstance(g, KerGroup) else KerGroup(**g) for c, g in data["by_category"].items()}
+        names = {f.name for f in dataclasses.fields(cls)} - {"headline", "by_category"}
+        return cls(
+            headline=head if isinstance(head, Headline) else Headline(**head),
+            by_category=by_category,
+            **{k: v for k, v in data.items() if k in names},
+        )
 
     @property
     def leaderboard_markdown(self) -> str:
@@ -63,12 +72,16 @@ class ScoreRecord(StepRecord):
     def comparison_markdown(self) -> str | None:
         return Path(self.comparison).read_text() if self.comparison else None
 
-    def headline(self) -> str:
-        ker = "n/a" if self.ker is None else f"{self.ker:.3f}"
-        return (
-            f"scored {self.n} rows: WER {self.wer:.3f}  CER {self.cer:.3f}  KER {ker} (n={self.ker_n})  "
-            f"SER {self.ser:.3f}"
-        )
+    def summary(self) -> str:
+        h = self.headline
+        return f"scored {h.n} rows: WER {_f(h.wer)}  CER {_f(h.cer)}  KER {_f(h.ker)} (n={h.ker_n})  SER {_f(h.ser)}"
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+_HEADLINE_FIELDS = frozenset(f.name for f in dataclasses.fields(Headline))
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ def update_chart(ws: Workspace, number: int) -> Path | None:
     """Redraw KER per category across every scored cycle up to `number` (baseline and held-out points) into the
     workspace and the cycle directory. None (with the reason logged) when matplotlib is not installed."""
     from asr_flywheel.chart import cycle_ker_from_metrics, write_ker_chart
+    from asr_flywheel.metrics_record import load_metrics
 
     points = []
     for c in ws.cycles():
@@ -139,7 +140,7 @@ def update_chart(ws: Workspace, number: int) -> Path | None:
             break
         for label, d in ((f"cycle {c.number} baseline", c.baseline_dir), (f"cycle {c.number} held-out", c.after_dir)):
             if (d / "metrics.json").is_file():
-                points.append(cycle_ker_from_metrics(label, fio.read_json(d / "metrics.json")))
+                points.append(cycle_ker_from_metrics(label, load_metrics(d / "metrics.json")))
     if not points:
         return None
     try:

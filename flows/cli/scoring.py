@@ -169,7 +169,7 @@ def cmd_score(args) -> int:
         scope=args.scope,
         family=args.family,
     )
-    print(record.headline())
+    print(record.summary())
     print_paths(record.files)
     return 0
 
@@ -288,7 +288,7 @@ def cmd_eval(args) -> int:
         scope=args.scope,
         progress=progress_bar("transcribing"),
     )
-    print("\n" + res.record.headline())
+    print("\n" + res.record.summary())
     print_paths(res.record.files)
     if args.offline_hyps:
         report = parity.compare_with_offline(args.model, args.manifest, args.offline_hyps, res, cfg, args.out)

@@ -1,10 +1,17 @@
 import pytest
 
 from asr_flywheel.chart import CategoryKer, CycleKer, cycle_ker_from_metrics, write_ker_chart
+from asr_flywheel.metrics_record import Metrics
 
 
 def test_chart_of_ker_per_category_across_cycles_is_a_png(tmp_path):
-    metrics = {"ker_by_entity_category": {"drug": {"ker": 0.6, "n": 20, "ci_low": 0.4, "ci_high": 0.8}}}
+    metrics = Metrics.from_dict(
+        {
+            "n": 20,
+            "ker_by_entity_category": {"drug": {"ker": 0.6, "n": 20, "ci_low": 0.4, "ci_high": 0.8}},
+            "ker_by_ipa_source": {},
+        }
+    )
     cycles = [
         cycle_ker_from_metrics("cycle 1 baseline", metrics),
         CycleKer("cycle 1 held-out", {"drug": CategoryKer(0.2, 0.05, 0.4, 8), "lab": CategoryKer(0.5, 0.0, 1.0, 2)}),

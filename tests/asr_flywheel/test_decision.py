@@ -156,7 +156,9 @@ def write_scored(dirpath, kers, cats=None, *, per_row=True, **extra):
         "cycle": 2,
         "manifest_family": "fam",
         "scope": "x",
-        "ker_by_entity_category": ker_breakdown(cats, np.array(kers, dtype=float), STATS),
+        "ker_by_entity_category": {
+            c: g.to_dict() for c, g in ker_breakdown(cats, np.array(kers, dtype=float), STATS).items()
+        },
         "ker_by_ipa_source": {},
         **extra,
     }

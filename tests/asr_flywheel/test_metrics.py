@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from asr_flywheel.manifest import Manifest
 from asr_flywheel.metrics import aggregate, score_rows
-from asr_flywheel.scoring import per_sample_rows, score_manifest
+from asr_flywheel.score_files import per_sample_rows
+from asr_flywheel.scoring import score_manifest
 
 
 def in_memory_manifest(rows: list[dict]) -> Manifest:
@@ -61,7 +62,7 @@ def test_ker_case_table_through_score_manifest():
     got = [r["ker"] for r in per_sample_rows(report)]
     expected = [k for *_, k in KER_CASES]
     assert got == expected, [(c[0], c[2], g) for c, g in zip(KER_CASES, got, strict=True) if g != c[3]]
-    assert report.metrics["ker"] == pytest.approx(sum(expected) / len(expected))
+    assert report.metrics.headline.ker == pytest.approx(sum(expected) / len(expected))
 
 
 def test_rows_without_term_have_no_ker_and_are_excluded_from_aggregate():
@@ -71,12 +72,14 @@ def test_rows_without_term_have_no_ker_and_are_excluded_from_aggregate():
     ]
     report = score_manifest(in_memory_manifest(rows), ["a b", "c x"])
     assert [r["ker"] for r in per_sample_rows(report)] == [0, None]
-    assert report.metrics["ker"] == 0.0 and report.metrics["ker_n"] == 1
+    assert report.metrics.headline.ker == 0.0 and report.metrics.headline.ker_n == 1
 
 
 def test_wer_and_cer_of_empty_hypothesis_are_one_through_score_manifest():
     report = score_manifest(in_memory_manifest([{"audio_filepath": "/a/0.wav", "text": "a b c"}]), [""])
-    assert report.metrics["wer"] == 1.0 and report.metrics["cer"] == 1.0 and report.metrics["ser"] == 1.0
+    assert (
+        report.metrics.headline.wer == 1.0 and report.metrics.headline.cer == 1.0 and report.metrics.headline.ser == 1.0
+    )
 
 
 def test_empty_reference_is_rejected_by_the_row_scorer():
@@ -98,7 +101,7 @@ hyp_words = st.lists(st.sampled_from(["give", "cefa", "zolin", "two", "grams", "
 @given(words, hyp_words)
 def test_wer_and_cer_match_jiwer_through_score_manifest(ref_words, hyp_list):
     ref, hyp = " ".join(ref_words), " ".join(hyp_list)
-    m = score_manifest(in_memory_manifest([{"audio_filepath": "/a/0.wav", "text": ref}]), [hyp]).metrics
+    m = score_manifest(in_memory_manifest([{"audio_filepath": "/a/0.wav", "text": ref}]), [hyp]).metrics.to_dict()
     if hyp:
         assert m["wer"] == pytest.approx(jiwer.wer(ref, hyp))
         assert m["cer"] == pytest.approx(jiwer.cer(ref, hyp))

@@ -5,7 +5,8 @@ import pytest
 
 from asr_flywheel.errors import InputError
 from asr_flywheel.hyps import align_hyps, read_hyps
-from asr_flywheel.scoring import BREAKDOWNS, load_per_sample, per_sample_rows, score_manifest, write_score_outputs
+from asr_flywheel.score_files import load_per_sample, per_sample_rows, write_score_outputs
+from asr_flywheel.scoring import BREAKDOWNS, score_manifest
 from asr_flywheel.validation import load_manifest
 from helpers import CLINICAL_SENTENCES, write_manifest
 
@@ -29,7 +30,7 @@ def scored(clinical_manifest, tmp_path):
 
 def test_headline_metrics(scored):
     report, _ = scored
-    m = report.metrics
+    m = report.metrics.to_dict()
     assert m["n"] == 8 and m["ker_n"] == 8
     assert m["ker"] == pytest.approx(1 / 8)
     assert m["ser"] == pytest.approx(2 / 8)
@@ -38,7 +39,7 @@ def test_headline_metrics(scored):
 
 
 def test_breakdowns_have_rate_n_and_ci(scored):
-    m = scored[0].metrics
+    m = scored[0].metrics.to_dict()
     for key in BREAKDOWNS:
         assert m[key], key
         for entry in m[key].values():
@@ -152,10 +153,11 @@ def test_missed_terms_list_their_most_frequent_misrecognitions_with_counts():
     hyps = ["give cefa zolin two grams now"] * 3 + ["give cefazolin two grams now", "give now", "give sefazolin two"]
     hyps.append("start metoprolol tartrate daily")
     report = score_manifest(in_memory(rows), hyps)
-    mis = report.metrics["ker_by_term"]["cefazolin"]["misrecognitions"]
+    metrics = report.metrics.to_dict()
+    mis = metrics["ker_by_term"]["cefazolin"]["misrecognitions"]
     assert mis["top"][0] == {"text": "cefa zolin", "count": 3}
     assert {"text": "", "count": 1} in mis["top"] and mis["missed_rows"] == 5
-    assert "misrecognitions" not in report.metrics["ker_by_term"]["metoprolol tartrate"]  # never missed
+    assert "misrecognitions" not in metrics["ker_by_term"]["metoprolol tartrate"]  # never missed
     from asr_flywheel.leaderboard import render_leaderboard
 
     board = render_leaderboard(report.metrics)
@@ -167,7 +169,7 @@ def test_seen_and_unseen_terms_are_reported_apart_and_marked_per_row():
     rows += [drug_row(4 + i, "start nystatin now", "Nystatin") for i in range(2)]
     hyps = ["give cefazolin now"] * 3 + ["give cefa zolin now"] + ["start statin now"] * 2
     report = score_manifest(in_memory(rows), hyps, seen_terms={"Cefazolin"}, train_audio={"/data/0.wav"})
-    m = report.metrics
+    m = report.metrics.to_dict()
     assert m["ker_by_seen"]["seen"]["ker"] == pytest.approx(0.25) and m["ker_by_seen"]["seen"]["n"] == 4
     assert m["ker_by_seen"]["unseen"] == pytest.approx({"ker": 1.0, "n": 2, "ci_low": 1.0, "ci_high": 1.0})
     assert m["ker_by_term"]["nystatin"]["seen"] is False and m["ker_by_term"]["cefazolin"]["seen"] is True
@@ -180,7 +182,7 @@ def test_seen_and_unseen_terms_are_reported_apart_and_marked_per_row():
 
 def test_without_a_split_there_is_no_seen_breakdown_and_training_rows_are_unknown(clinical_manifest):
     m = load_manifest(clinical_manifest, check_audio=False)
-    metrics = score_manifest(m, ["x"] * len(m)).metrics
+    metrics = score_manifest(m, ["x"] * len(m)).metrics.to_dict()
     assert "ker_by_seen" not in metrics and metrics["training_rows"] is None
 
 
@@ -211,7 +213,7 @@ def test_seen_and_unseen_voices_are_reported_apart_and_marked_per_row():
     rows += [{**drug_row(4 + i, "give cefazolin now", "cefazolin"), "voice_id": "festival:slt_hts"} for i in range(2)]
     hyps = ["give cefazolin now"] * 4 + ["give cefa zolin now", "give cefazolin now"]
     report = score_manifest(in_memory(rows), hyps, seen_terms={"cefazolin"}, seen_voices={"flite:rms"})
-    by_voice = report.metrics["ker_by_seen_voice"]
+    by_voice = report.metrics.to_dict()["ker_by_seen_voice"]
     assert by_voice["seen"]["ker"] == 0.0 and by_voice["seen"]["n"] == 4
     assert by_voice["unseen"]["ker"] == pytest.approx(0.5) and by_voice["unseen"]["n"] == 2
     assert [r["seen_voice"] for r in per_sample_rows(report)] == [True] * 4 + [False] * 2

@@ -21,8 +21,8 @@ def force_keep(monkeypatch) -> None:
     def keep(before, after, rel, cfg):
         return decision.Decision.KEEP, f"targeted KER {before:.3f} → {after:.3f}; KEEP forced by the test"
 
-    monkeypatch.setattr(decision, "_classify", keep)
-    monkeypatch.setattr(decision_files, "_classify", keep)
+    monkeypatch.setattr(decision, "classify", keep)
+    monkeypatch.setattr(decision_files, "classify", keep)
 
 
 def run_cycle(manifest: Path, config: Path, **kw):

@@ -62,7 +62,7 @@ def test_sft_saves_a_pretrained_dir_with_run_info(trained):
 
 def test_trained_dir_loads_with_from_pretrained_transcribes_and_scores(trained, tiny_dataset, tmp_path):
     res = steps.evaluate(tiny_dataset, str(trained.model_path), tmp_path, batch_size=8)
-    assert res.report.metrics["n"] == 32
+    assert res.report.metrics.headline.n == 32
     hyps = [json.loads(x)["hyp"] for x in (tmp_path / "offline_hyps.jsonl").read_text().splitlines()]
     assert all("</s>" not in h and "<epsilon>" not in h for h in hyps)
 

@@ -83,7 +83,7 @@ def test_trained_model_restores_transcribes_and_scores(trained_ctc, tiny_dataset
     res = steps.evaluate(tiny_dataset, str(trained_ctc.model_path), tmp_path / "eval", batch_size=8)
     hyps = [json.loads(x) for x in (tmp_path / "eval" / "offline_hyps.jsonl").read_text().splitlines()]
     assert len(hyps) == 32 and all(isinstance(h["hyp"], str) for h in hyps)
-    assert res.report.metrics["n"] == 32 and 0.0 <= res.report.metrics["ker"] <= 1.0
+    assert res.report.metrics.headline.n == 32 and 0.0 <= res.report.metrics.headline.ker <= 1.0
     assert (tmp_path / "eval" / "leaderboard_cycle0.md").exists()
 
 

@@ -63,7 +63,11 @@ def test_riva_endpoint_scores_through_the_eval_step_with_auth_metadata(clinical_
         res = steps.evaluate(clinical_manifest, f"riva://127.0.0.1:{port}?function-id=fn-123", tmp_path / "eval")
     finally:
         server.stop(None)
-    assert res.report.metrics["n"] == 8 and res.report.metrics["wer"] == 0.0 and res.report.metrics["ker"] == 0.0
+    assert (
+        res.report.metrics.headline.n == 8
+        and res.report.metrics.headline.wer == 0.0
+        and res.report.metrics.headline.ker == 0.0
+    )
     assert len(seen) == 8 and all(m["function-id"] == "fn-123" for m in seen)
     assert all(m["authorization"] == f"Bearer {KEY}" for m in seen)
     written = "".join(p.read_text() for p in (tmp_path / "eval").iterdir() if p.is_file())
@@ -123,7 +127,7 @@ def test_tls_endpoint_with_a_root_certificate(clinical_manifest, tmp_path):
         res = steps.evaluate(clinical_manifest, f"rivas://localhost:{port}?ssl_cert={cert}", tmp_path / "eval")
     finally:
         server.stop(None)
-    assert res.report.metrics["wer"] == 0.0
+    assert res.report.metrics.headline.wer == 0.0
 
 
 def test_api_keys_in_the_url_are_refused(clinical_manifest, tmp_path):
