@@ -404,28 +404,13 @@ def load_config(path: str | os.PathLike | None = None) -> FlywheelConfig:
     return from_dict(data, source)
 
 
-def check_hyperparameters(
-    cfg: FlywheelConfig, backend: str, overrides: dict | None = None, *, plugins: Any = None
-) -> dict[str, Any]:
-    """The trainer overrides for one run, checked before any compute: `[hyperparameters]` from the file, then
-    `overrides` (CLI flags), which win.
-
-    The backend's trainer plugin decides what is known and valid (`Plugins.check_hyperparameters`); each problem
-    is reported with the file and line of the key, or as a command-line value. Returns the merged overrides, which
-    is what `TrainRequest.hyperparameters` takes. Raises `InputError` (exit 2) listing every offender.
-    """
-    from asr_flywheel.plugins.manager import Plugins
-
-    flags = dict(overrides or {})
-    merged = {**cfg.hyperparameters, **flags}
-    try:
-        (plugins or Plugins()).check_hyperparameters(backend, merged)
-    except InputError as err:
-        problems = [_locate_hyperparameter(pr, cfg.source, flags) for pr in err.problems]
-        from_file = any(not pr.field.startswith("--") for pr in problems)
-        where = f" in {cfg.source.path}" if cfg.source and from_file else ""
-        raise InputError(f"{err.summary}{where}", problems) from None
-    return merged
+def hyperparameter_error(err: InputError, cfg: FlywheelConfig, flags: dict) -> InputError:
+    """A trainer's refusal of merged hyperparameters, each problem located: the file and line of the key, or the
+    command-line flag that set it (`flags` won over the file)."""
+    problems = [_locate_hyperparameter(pr, cfg.source, flags) for pr in err.problems]
+    from_file = any(not pr.field.startswith("--") for pr in problems)
+    where = f" in {cfg.source.path}" if cfg.source and from_file else ""
+    return InputError(f"{err.summary}{where}", problems)
 
 
 def _locate_hyperparameter(problem: Problem, source: ConfigSource | None, flags: dict) -> Problem:

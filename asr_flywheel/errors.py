@@ -1,13 +1,12 @@
 """Error types that carry every problem at once, so users fix a manifest in one pass.
 
 Every problem is kept, but a terminal shows only the first `TERMINAL_LIMIT` plus a count: 200k missing audio
-files must not print 200k lines. The full list goes to `--json` or a file (`write_problems`).
+files must not print 200k lines. The full list goes to `--json` or a file (`io.write_problems`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 #: Problems printed to a terminal before the rest are summarised as a count.
 TERMINAL_LIMIT = 50
@@ -58,12 +57,6 @@ class InputError(FlywheelError):
     def render_terminal(self, full_list_hint: str = "rerun with --json for the full list") -> str:
         """What a CLI prints to stderr: at most TERMINAL_LIMIT problems, then a count and where the rest are."""
         return self.render(TERMINAL_LIMIT, full_list_hint=full_list_hint)
-
-    def write_problems(self, path: str | Path) -> Path:
-        """The full problem list as JSON Lines (one problem per line), for lists too long for a terminal."""
-        from asr_flywheel import io as fio
-
-        return fio.write_jsonl(Path(path), [p.to_dict() for p in self.problems])
 
 
 class RefusedError(FlywheelError):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from asr_flywheel.errors import FlywheelError
+from asr_flywheel.errors import FlywheelError, InputError
 
 
 def _current_umask() -> int:
@@ -226,3 +226,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_problems(err: InputError, path: str | Path) -> Path:
+    """An error's full problem list as JSON Lines (one problem per line), for lists too long for a terminal."""
+    return write_jsonl(Path(path), [p.to_dict() for p in err.problems])

@@ -36,7 +36,7 @@ from prefect.runtime import flow_run as prefect_run
 from prefect.states import Cancelled, Completed
 
 from asr_flywheel import io as fio
-from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
+from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import (
     CycleDir,
@@ -65,7 +65,7 @@ from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.flows.steps import release_models, require_model, trained_on, update_chart
 from asr_flywheel.metrics_record import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.plugins.catalogue import check_sft_request
-from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
 from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
 

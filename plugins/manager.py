@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pluggy
 
 from asr_flywheel._markers import ENTRY_POINT_GROUP, PROJECT_NAME
+from asr_flywheel.config import FlywheelConfig, hyperparameter_error
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.plugins import hookspecs
 from asr_flywheel.plugins.contracts import (
@@ -77,8 +78,21 @@ def new_plugin_manager(*, load_entry_points: bool = True) -> FlywheelPluginManag
 
 @cache
 def get_plugin_manager() -> FlywheelPluginManager:
-    """The process-wide plugin manager (entry points are read once)."""
+    """The process-wide plugin manager (entry points are read once); `reset_plugin_manager` forgets it."""
     return new_plugin_manager()
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager, so the next use reads the entry points again (tests that install or
+    break a plugin)."""
+    get_plugin_manager.cache_clear()
+
+
+@cache
+def contract_of(hook_name: str) -> type:
+    """The contract type a hook's items must be: the `X` of the hookspec's `-> list[X]` annotation."""
+    (kind,) = get_args(get_type_hints(getattr(hookspecs, hook_name))["return"])
+    return kind
 
 
 class Plugins:
@@ -106,35 +120,49 @@ class Plugins:
         self.pm.record_broken(impl.plugin_name, f"hook {impl.function.__name__}", PluginError(why))
         return []
 
-    def _call_hook(self, impl: Any, kind: type[Any]) -> list:
-        """One plugin's hook result, checked against the contract: a list of `kind` instances. A bare object, a
-        class instead of an instance, or an object missing the contract's methods isolates the plugin."""
-        hook = impl.function.__name__
+    def _call_hook(self, hook_name: str, impl: Any) -> list:
+        """One plugin's result of a hook, called through pluggy, checked against the hookspec's annotation: a list
+        of contract instances. A bare object, a class instead of an instance, or an object missing the contract's
+        methods isolates the plugin (named, with the reason), and nothing it returned is used."""
+        kind = contract_of(hook_name)
         try:
-            result = impl.function()
+            results = self._caller_for(hook_name, impl)()
         except Exception as exc:
             if not isinstance(self.pm, FlywheelPluginManager):
                 raise
-            self.pm.record_broken(impl.plugin_name, f"hook {hook}", exc)
+            self.pm.record_broken(impl.plugin_name, f"hook {hook_name}", exc)
             return []
+        result = results[0] if results else None
         if result is None:
             return []
         if not isinstance(result, list | tuple):
-            return self._isolate(impl, f"{hook}() returned a {type(result).__name__}, not a list of {kind.__name__}")
+            return self._isolate(
+                impl, f"{hook_name}() returned a {type(result).__name__}, not a list of {kind.__name__}"
+            )
         for item in result:
             if isinstance(item, type):
                 return self._isolate(
-                    impl, f"{hook}() returned the class {item.__name__}; return an instance ({item.__name__}())"
+                    impl, f"{hook_name}() returned the class {item.__name__}; return an instance ({item.__name__}())"
                 )
             if not isinstance(item, kind):
-                return self._isolate(impl, f"{hook}() returned {item!r}, not a {kind.__name__}")
+                return self._isolate(impl, f"{hook_name}() returned {item!r}, not a {kind.__name__}")
         return list(result)
 
-    def _collect(self, hook_name: str, kind: type[Any]) -> dict[str, tuple[Any, str]]:
+    def _caller_for(self, hook_name: str, impl: Any) -> Any:
+        """The hook's pluggy caller restricted to one implementing plugin (wrappers of any plugin stay in), so each
+        plugin's result is known by name and one plugin's failure never hides the others'."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        others = {i.plugin for i in impls if i is not impl and not (i.hookwrapper or i.wrapper)} - {impl.plugin}
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def _collect(self, hook_name: str) -> dict[str, tuple[Any, str]]:
         found: dict[str, tuple[Any, str]] = {}
+        kind = contract_of(hook_name)
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                continue
             plugin_name = impl.plugin_name
-            for item in self._call_hook(impl, kind):
+            for item in self._call_hook(hook_name, impl):
                 name = item.name
                 if name in found:
                     raise PluginError(
@@ -144,7 +172,7 @@ class Plugins:
         return found
 
     def base_models(self) -> dict[str, BaseModel]:
-        return {n: replace(m, plugin=p) for n, (m, p) in self._collect("register_base_models", BaseModel).items()}
+        return {n: replace(m, plugin=p) for n, (m, p) in self._collect("register_base_models").items()}
 
     def base_model(self, name: str) -> BaseModel | None:
         return self.base_models().get(name)
@@ -155,19 +183,19 @@ class Plugins:
         return entry.weights if entry else model_ref
 
     def trainers(self) -> dict[str, Trainer]:
-        return {n: t for n, (t, _) in self._collect("register_trainers", Trainer).items()}
+        return {n: t for n, (t, _) in self._collect("register_trainers").items()}
 
     def transcribers(self) -> dict[str, Transcriber]:
-        return {n: t for n, (t, _) in self._collect("register_transcribers", Transcriber).items()}
+        return {n: t for n, (t, _) in self._collect("register_transcribers").items()}
 
     def deployers(self) -> dict[str, Deployer]:
-        return {n: d for n, (d, _) in self._collect("register_deployers", Deployer).items()}
+        return {n: d for n, (d, _) in self._collect("register_deployers").items()}
 
     def synthesizers(self) -> dict[str, Synthesizer]:
-        return {n: s for n, (s, _) in self._collect("register_synthesizers", Synthesizer).items()}
+        return {n: s for n, (s, _) in self._collect("register_synthesizers").items()}
 
     def base_recipes(self) -> dict[str, BaseModelRecipe]:
-        return {n: r for n, (r, _) in self._collect("register_base_recipes", BaseModelRecipe).items()}
+        return {n: r for n, (r, _) in self._collect("register_base_recipes").items()}
 
     def _pick(self, kind: str, registry: dict, name: str):
         if name not in registry:
@@ -237,3 +265,22 @@ class Plugins:
         trainer = self.trainer(backend)
         check = getattr(trainer, "check_hyperparameters", None)
         return dict(check(dict(overrides))) if callable(check) else dict(overrides)
+
+
+def check_hyperparameters(
+    cfg: FlywheelConfig, backend: str, overrides: dict | None = None, *, plugins: Plugins | None = None
+) -> dict[str, Any]:
+    """The trainer overrides for one run, checked before any compute: `[hyperparameters]` from the file, then
+    `overrides` (CLI flags), which win.
+
+    The backend's trainer plugin decides what is known and valid (`Plugins.check_hyperparameters`); each problem
+    is reported with the file and line of the key, or as a command-line value. Returns the merged overrides, which
+    is what `TrainRequest.hyperparameters` takes. Raises `InputError` (exit 2) listing every offender.
+    """
+    flags = dict(overrides or {})
+    merged = {**cfg.hyperparameters, **flags}
+    try:
+        (plugins or Plugins()).check_hyperparameters(backend, merged)
+    except InputError as err:
+        raise hyperparameter_error(err, cfg, flags) from None
+    return merged

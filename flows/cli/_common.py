@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 
+from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.errors import TERMINAL_LIMIT, InputError
 from asr_flywheel.secrets import redact
@@ -24,7 +25,7 @@ def print_problems(err: InputError, as_json: bool, *, json_flag: bool = True) ->
     if len(err.problems) > TERMINAL_LIMIT:
         fd, name = tempfile.mkstemp(prefix="flywheel-problems-", suffix=".jsonl")
         os.close(fd)
-        hint = f"full list in {err.write_problems(name)}" + ("" if as_json or not json_flag else " or with --json")
+        hint = f"full list in {fio.write_problems(err, name)}" + ("" if as_json or not json_flag else " or with --json")
     print(redact(err.render(TERMINAL_LIMIT, full_list_hint=hint)), file=sys.stderr)
 
 

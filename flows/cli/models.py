@@ -70,11 +70,10 @@ def _devices(value: str) -> int | str:
 
 
 def cmd_train(args) -> int:
-    from asr_flywheel.config import check_hyperparameters
     from asr_flywheel.flows.model_steps import require_model
     from asr_flywheel.flows.steps import train
     from asr_flywheel.plugins.catalogue import check_sft_request
-    from asr_flywheel.plugins.manager import Plugins
+    from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
 
     require_model(args.base)  # "file not found" for a missing .nemo, before asking backends what it is
     flags = overrides(args)

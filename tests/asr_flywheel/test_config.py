@@ -1,8 +1,9 @@
 import pytest
 
-from asr_flywheel.config import FlywheelConfig, check_hyperparameters, load_config
+from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.config_source import key_lines
 from asr_flywheel.errors import InputError
+from asr_flywheel.plugins.manager import check_hyperparameters
 
 
 def test_defaults_are_the_spec_values():

@@ -1,5 +1,6 @@
 import json
 
+from asr_flywheel import io as fio
 from asr_flywheel.errors import TERMINAL_LIMIT, InputError, Problem
 
 
@@ -21,6 +22,6 @@ def test_short_lists_are_printed_whole_and_the_exception_message_is_capped_too()
 
 
 def test_the_full_list_goes_to_a_file(tmp_path):
-    path = many(120).write_problems(tmp_path / "problems.jsonl")
+    path = fio.write_problems(many(120), tmp_path / "problems.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 120 and rows[-1] == {"line": 120, "field": "audio_filepath", "reason": "audio file not found"}

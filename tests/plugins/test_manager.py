@@ -9,7 +9,15 @@ from asr_flywheel import hookimpl
 from asr_flywheel.errors import InputError, RefusedError
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability
-from asr_flywheel.plugins.manager import PluginError, Plugins, new_plugin_manager
+from asr_flywheel.plugins import hookspecs
+from asr_flywheel.plugins.manager import (
+    PluginError,
+    Plugins,
+    contract_of,
+    get_plugin_manager,
+    new_plugin_manager,
+    reset_plugin_manager,
+)
 
 
 def entry(name, **kw):
@@ -43,6 +51,49 @@ def test_duplicate_names_across_plugins_are_an_error_naming_both():
     pm.register(ThirdParty(), name="acme-fork")
     with pytest.raises(PluginError, match="registered by both 'acme' and 'acme-fork'"):
         Plugins(pm).base_models()
+
+
+def test_hooks_are_called_through_pluggy_so_wrappers_and_tracing_see_every_call():
+    seen: list[str] = []
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def register_base_models(self):
+            models = yield
+            seen.append(f"wrapped {len(models)} result(s)")
+            return models
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(ThirdParty(), name="acme")
+    pm.register(Wrapping(), name="wrapper")
+    traced: list[str] = []
+    pm.trace.root.setwriter(traced.append)
+    undo = pm.enable_tracing()
+    try:
+        assert list(Plugins(pm).base_models()) == ["acme/asr-1b"]
+    finally:
+        undo()
+    assert seen == ["wrapped 1 result(s)"]
+    assert any("register_base_models" in line for line in traced)
+
+
+def test_every_hookspec_is_typed_and_names_its_contract():
+    from asr_flywheel.plugins import contracts
+
+    specs = [n for n in dir(hookspecs) if n.startswith("register_")]
+    assert len(specs) == 6
+    for name in specs:
+        assert contract_of(name).__module__ == contracts.__name__, name
+
+
+def test_one_plugin_manager_per_process_until_reset():
+    first = get_plugin_manager()
+    assert get_plugin_manager() is first and Plugins().pm is first
+    reset_plugin_manager()
+    try:
+        assert get_plugin_manager() is not first
+    finally:
+        reset_plugin_manager()
 
 
 class GoodTranscriber:
