@@ -22,6 +22,7 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
 from asr_flywheel.errors import FlywheelError, InputError, Problem
+from asr_flywheel.flows.server import NoServerError, require_api
 from asr_flywheel.validation import load_manifest
 
 EVENT = "flywheel.manifest.grown"
@@ -30,10 +31,6 @@ _NAMESPACE = uuid.UUID("6f0d2c1e-3a5b-4c8d-9e7f-1a2b3c4d5e6f")
 
 class PublishError(FlywheelError):
     """The event was not accepted by the Prefect API."""
-
-
-class NoServerError(InputError):
-    """No Prefect server is configured, or none answers where one is configured (exit 2, with how to start one)."""
 
 
 @dataclass
@@ -167,8 +164,6 @@ def watch(
         problems.append(Problem(0, "--interval", f"must be a positive number of seconds, got {interval!r}"))
     if problems:
         raise InputError("cannot watch", problems)
-    from asr_flywheel.flows.server import require_api
-
     require_api(api_url())  # refuses now when there is no server to publish to
     seen: dict[str, tuple[float, int]] = {}
     while True:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr_flywheel.errors import FlywheelError
+from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
 from asr_flywheel.processes import alive
 
@@ -26,6 +26,10 @@ GPU_SLOT = "gpu-0"
 #: Prefect's documented "zombie flow run" automation: a run that stops heart-beating is marked Crashed.
 ZOMBIE_AUTOMATION = "flywheel: crash flow runs without heartbeats"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+class NoServerError(InputError):
+    """No Prefect server is configured, or none answers where one is configured (exit 2, with how to start one)."""
 
 
 class ServerError(FlywheelError):
@@ -143,8 +147,6 @@ def wait_healthy(server: LocalServer, proc: subprocess.Popen | None, timeout: fl
 def require_api(api_url: str, timeout: float = 5.0) -> str:
     """The API URL, once its server answers `/health`; else exit 2 naming the URL and how to start a server."""
     import httpx
-
-    from asr_flywheel.flows.events import NoServerError
 
     try:
         if httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200:

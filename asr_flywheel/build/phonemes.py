@@ -112,7 +112,6 @@ _IPA_TO_ESPEAK = {
     "-": " ",
 }
 _MAX_LEN = max(len(k) for k in _IPA_TO_ESPEAK)
-_ESPEAK_FORBIDDEN = set("[]")
 
 
 class PhonemeError(ValueError):
@@ -139,18 +138,3 @@ def ipa_to_espeak(ipa: str) -> str:
         shown = " ".join(f"{c!r} (U+{ord(c):04X})" for c in dict.fromkeys(unknown))
         raise PhonemeError(f"IPA symbols with no espeak-ng equivalent: {shown}")
     return "".join(out).strip()
-
-
-def espeak_mnemonics(p: Pronunciation) -> str:
-    """The `[[...]]` body espeak-ng reads for a pronunciation, in either alphabet."""
-    if p.alphabet == "espeak":
-        if _ESPEAK_FORBIDDEN & set(p.phonemes):
-            raise PhonemeError("espeak phonemes must not contain '[' or ']' (the build adds the [[...]] brackets)")
-        return p.phonemes.strip()
-    if p.alphabet == "ipa":
-        return ipa_to_espeak(p.phonemes)
-    if p.alphabet == "arpabet":
-        from asr_flywheel.build.arpabet import arpabet_to_ipa, parse_arpabet
-
-        return " ".join(ipa_to_espeak(arpabet_to_ipa(parse_arpabet(part))) for part in p.phonemes.split("|"))
-    raise PhonemeError(f"unknown alphabet {p.alphabet!r} (known: {', '.join(ALPHABETS)})")

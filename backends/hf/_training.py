@@ -11,8 +11,17 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from asr_flywheel.backends.hf._runtime import SAMPLE_RATE, load_audio
-from asr_flywheel.backends.hf.trainer import corpus_wer
+from asr_flywheel.normalize import normalize_many
 from asr_flywheel.plugins.contracts import ProgressFn
+
+
+def corpus_wer(refs: list[str], hyps: list[str]) -> tuple[float, float]:
+    from asr_flywheel.metrics import score_rows
+
+    refs, hyps = normalize_many(refs), normalize_many(hyps)
+    keep = [i for i, r in enumerate(refs) if r]
+    s = score_rows([refs[i] for i in keep], [hyps[i] for i in keep], [None] * len(keep))
+    return float(s.word_errors.sum() / s.ref_words.sum()), float(s.char_errors.sum() / s.ref_chars.sum())
 
 
 class SpeechDataset:

@@ -33,7 +33,7 @@ from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability, Tra
 from asr_flywheel.plugins.hyperparameters import merge_hyperparameters as merge
 
 MODEL_DIR = "adapted_model"
-__all__ = ["DEFAULTS", "MODEL_DIR", "RUN_INFO", "HfCtcTrainer", "TrainingError", "corpus_wer", "preflight"]
+__all__ = ["DEFAULTS", "MODEL_DIR", "RUN_INFO", "HfCtcTrainer", "TrainingError", "preflight"]
 RECIPE = "transformers Trainer, Google MedASR notebook defaults (pitfalls fixed)"
 
 DEFAULTS: dict = {
@@ -111,15 +111,6 @@ def preflight(rows: list[dict], processor, name: str) -> None:
             )
     if problems:
         raise InputError(f"{name}: {len(problems)} row(s) cannot be used to fine-tune this model", problems)
-
-
-def corpus_wer(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    from asr_flywheel.metrics import score_rows
-
-    refs, hyps = normalize_many(refs), normalize_many(hyps)
-    keep = [i for i, r in enumerate(refs) if r]
-    s = score_rows([refs[i] for i in keep], [hyps[i] for i in keep], [None] * len(keep))
-    return float(s.word_errors.sum() / s.ref_words.sum()), float(s.char_errors.sum() / s.ref_chars.sum())
 
 
 def use_bf16(hp: dict) -> tuple[bool, bool]:

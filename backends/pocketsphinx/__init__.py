@@ -11,10 +11,9 @@ Written the way docs/plugins.md tells a third-party author to: one base model, o
 
 from __future__ import annotations
 
+from asr_flywheel.backends.pocketsphinx.names import BACKEND, MODEL
 from asr_flywheel.plugins import BaseModel, Decoder, SftViability, hookimpl
 
-MODEL = "cmu/pocketsphinx-en-us"
-BACKEND = "pocketsphinx"
 REFUSAL = (
     "PocketSphinx is an HMM recogniser with an n-gram language model; the flywheel has no fine-tuning recipe for "
     "it (its acoustic model adapts with CMU's own tools, not SFT). Score it as an independent reference."

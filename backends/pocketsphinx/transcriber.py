@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
-from asr_flywheel.backends.pocketsphinx import BACKEND, MODEL
+from asr_flywheel.backends.pocketsphinx.names import BACKEND, MODEL
 from asr_flywheel.plugins import Decoder, FlywheelError, InputError
 
 SAMPLE_RATE = 16000

@@ -17,7 +17,21 @@ from pathlib import Path
 from asr_flywheel.backends.tts._tools import SynthesisError, failed, synthesise_to
 from asr_flywheel.backends.tts._tools import require as _require
 from asr_flywheel.backends.tts._tools import run as _run
-from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, espeak_mnemonics
+from asr_flywheel.build.arpabet import arpabet_to_ipa, parse_arpabet
+from asr_flywheel.build.phonemes import ALPHABETS, PhonemeError, Pronunciation, ipa_to_espeak
+
+
+def espeak_mnemonics(p: Pronunciation) -> str:
+    """The `[[...]]` body espeak-ng reads for a pronunciation, in either alphabet."""
+    if p.alphabet == "espeak":
+        if set("[]") & set(p.phonemes):
+            raise PhonemeError("espeak phonemes must not contain '[' or ']' (the build adds the [[...]] brackets)")
+        return p.phonemes.strip()
+    if p.alphabet == "ipa":
+        return ipa_to_espeak(p.phonemes)
+    if p.alphabet == "arpabet":
+        return " ".join(ipa_to_espeak(arpabet_to_ipa(parse_arpabet(part))) for part in p.phonemes.split("|"))
+    raise PhonemeError(f"unknown alphabet {p.alphabet!r} (known: {', '.join(ALPHABETS)})")
 
 
 def with_phonemes(text: str, pronunciations: Sequence[Pronunciation]) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from asr_flywheel.backends.tts.espeak import espeak_mnemonics
 from asr_flywheel.build import carrier_templates, fill
 from asr_flywheel.build.noise import babble_bed, measured_snr, mix_at_snr, noise_for, parse_noise_label, pink_noise
-from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, espeak_mnemonics, ipa_to_espeak
+from asr_flywheel.build.phonemes import PhonemeError, Pronunciation, ipa_to_espeak
 from asr_flywheel.build.plan import PlanSpec, plan
 from asr_flywheel.build.templates import TEMPLATES, templates_for
 from asr_flywheel.build.terms import read_pronunciations, read_terms

@@ -7,9 +7,9 @@ import pytest
 
 from asr_flywheel import hookimpl
 from asr_flywheel.errors import InputError, RefusedError
+from asr_flywheel.plugins import hookspecs
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import BaseModel, Decoder, SftViability
-from asr_flywheel.plugins import hookspecs
 from asr_flywheel.plugins.manager import (
     PluginError,
     Plugins,

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from asr_flywheel.backends.hf.trainer import corpus_wer, preflight
+from asr_flywheel.backends.hf._training import corpus_wer
+from asr_flywheel.backends.hf.trainer import preflight
 from asr_flywheel.errors import InputError
 from asr_flywheel.flows import steps
 from helpers import start_fake_gated_hub
