@@ -151,11 +151,14 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (docs/design.md#serving)."""
+    """Where `[cycle] deployer` ships a KEEP model, and whether served parity must hold (docs/design.md#serving).
 
-    #: Triton model repository ("" = <workspace>/triton).
-    repo: str = ""
-    #: HOST:PORT of the serving endpoint (Triton's HTTP port for protocol "http", its gRPC port for "grpc").
+    The keys here mean the same for every deployer. A deployer's own settings are its table, `[deploy.<name>]`
+    (e.g. `[deploy.triton] repo`), which the core keeps as given in `settings` and the deployer plugin validates
+    (`Deployer.check_target`). A key written flat in `[deploy]` that is not one of these is kept in `settings`
+    too, for the deployer that reads it (configs written before the tables)."""
+
+    #: HOST:PORT of the serving endpoint (e.g. Triton's HTTP port for protocol "http", its gRPC port for "grpc").
     url: str = "127.0.0.1:8000"
     protocol: str = "http"
     #: The served model's name (one name, one version per deploy).
@@ -166,6 +169,17 @@ class DeployConfig:
     concurrency: int = 8
     #: Whether a deploy that only writes build files (Riva: no live endpoint, so no parity) may change the champion.
     promote_unserved: bool = False
+    #: The deployers' own tables by deployer name, and flat keys that are not the ones above.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, deployer: str) -> dict[str, Any]:
+        """`[deploy.<deployer>]` as written (empty when absent)."""
+        value = self.settings.get(deployer)
+        return dict(value) if isinstance(value, dict) else {}
+
+    def flat(self) -> dict[str, Any]:
+        """Keys written directly under `[deploy]` that the core does not know (a deployer's, in an older config)."""
+        return {k: v for k, v in self.settings.items() if not isinstance(v, dict)}
 
 
 @dataclass(frozen=True)
@@ -199,7 +213,10 @@ class FlywheelConfig:
         if problems:
             raise InputError("invalid command-line override", problems)
         current = getattr(self, section)
-        coerced = {k: _coerce(_hints(type(current))[k], v) for k, v in changes.items()}
+        own, rest = _split_open(type(current), changes)
+        coerced = {k: _coerce(_hints(type(current))[k], v) for k, v in own.items()}
+        if rest:
+            coerced[_OPEN] = {**getattr(current, _OPEN), **rest}
         updated = dataclasses.replace(self, **{section: dataclasses.replace(current, **coerced)})
         problems = [pr for pr in _range_problems(updated) if pr.field.startswith(f"{section}.")]
         if problems:
@@ -241,8 +258,22 @@ def _coerce(tp, value):
     return value
 
 
+#: The field of a section that keeps the keys the core does not know, for a plugin to validate.
+_OPEN = "settings"
+
+
+def _split_open(cls, values: dict) -> tuple[dict, dict]:
+    """(the section's own keys, the rest) for a section with an open `settings` table; (values, {}) otherwise."""
+    hints = _hints(cls)
+    if _OPEN not in hints:
+        return values, {}
+    own = {k: v for k, v in values.items() if k in hints and k != _OPEN}
+    return own, {k: v for k, v in values.items() if k not in own}
+
+
 def _check_section(name: str, cls, values: dict, source: ConfigSource | None) -> list[Problem]:
     hints = _hints(cls)
+    values, _rest = _split_open(cls, values)
     problems = []
     for key, value in values.items():
         line = source.line_of(f"{name}.{key}") if source else 0
@@ -377,8 +408,10 @@ def from_dict(data: dict, source: ConfigSource | None = None) -> FlywheelConfig:
             sect = _check_section(key, cls, value, source)
             problems += sect
             bad = {pr.field.split(".", 1)[1] for pr in sect}
+            own, rest = _split_open(cls, value)
             # the valid keys still build the section, so the cross-key checks below see every offender at once
-            kwargs[key] = cls(**{k: _coerce(_hints(cls)[k], v) for k, v in value.items() if k not in bad})
+            built = {k: _coerce(_hints(cls)[k], v) for k, v in own.items() if k not in bad}
+            kwargs[key] = cls(**built, **({_OPEN: rest} if rest else {}))
         else:
             known = ", ".join(["workspace", "hyperparameters", *_SECTIONS])
             problems.append(Problem(line_of(source, key), key, f"unknown section (known: {known})"))

@@ -120,7 +120,7 @@ def deploy_target(configured: str, requested: bool | None) -> str:
     """The deployer a cycle uses ("" = none): the configured one unless the run says no; asking for a deploy
     with no deployer configured is an error before any work."""
     if requested and not configured:
-        raise FlywheelError("deploying was requested but no deployer is configured (`[cycle] deployer`)")
+        raise InputError("deploying was requested but no deployer is configured (`[cycle] deployer`)")
     return configured if requested is None or requested else ""
 
 

@@ -109,15 +109,14 @@ def flywheel_cycle(
     one cycle at a time: with `queue` (deployments) a later run waits, saying for whom; without (`flywheel cycle`
     without --wait) it ends Cancelled, naming the running one."""
     cfg = load_config(config_path)
-    manifest = manifest or cfg.cycle.manifest
-    if not manifest:
-        raise InputError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
-    deployer = deploy_target(cfg.cycle.deployer, deploy_model)
-    ws = Workspace(workspace or cfg.workspace)
+    inputs = cycle_inputs(
+        cfg, manifest=manifest, workspace=workspace, base_model=base_model, backend=backend, deploy_model=deploy_model
+    )
+    ws, deployer = inputs.workspace, inputs.deployer
     load_secret_blocks()
-    ref = tasks.validate(manifest=manifest, cfg=cfg, content_hash=content_hash, rows=rows)
-    control = tasks.validate(manifest=cfg.cycle.control_manifest, cfg=cfg) if cfg.cycle.control_manifest else None
-    proposed = checked_start(cfg, ws, base_model or cfg.cycle.base_model, backend or cfg.cycle.backend or None)
+    ref = tasks.validate(manifest=inputs.manifest, cfg=cfg, content_hash=content_hash, rows=rows)
+    control = tasks.validate(manifest=inputs.control_manifest, cfg=cfg) if inputs.control_manifest else None
+    proposed = checked_start(cfg, ws, inputs.base_model, inputs.backend)
     run_id = str(prefect_run.id)
     try:
         turn = ws.take_turn(holder_line(run_id), wait=queue, report=lambda m: artifacts.say_waiting(run_id, m))
@@ -169,17 +168,52 @@ def holder_line(run_id: str, name: str | None = None) -> str:
     return f"flow run {name} ({run_id}), pid {os.getpid()} on {socket.gethostname()}, since {now()}"
 
 
-def preflight(
-    manifest: str | None, cfg: FlywheelConfig, workspace: str | None, base_model: str | None, backend: str | None
-) -> None:
-    """The flow's own input checks, run by `flywheel cycle` before Prefect starts: bad input then exits 2 with its
-    message alone, instead of a flow run that Prefect reports with a traceback. Same functions, nothing new."""
-    if not (manifest or cfg.cycle.manifest):
+@dataclass(frozen=True)
+class CycleInputs:
+    """What one cycle works on, resolved once from (flags, config): the flow, `preflight` and the CLI use this."""
+
+    manifest: str
+    workspace: Workspace
+    base_model: str
+    #: The trainer backend asked for (flag, else `[cycle] backend`); None lets the registry and plugins decide.
+    backend: str | None
+    #: The deployer a KEEP ships with ("" = none).
+    deployer: str
+    control_manifest: str | None
+
+
+def cycle_inputs(
+    cfg: FlywheelConfig,
+    *,
+    manifest: str | None = None,
+    workspace: str | None = None,
+    base_model: str | None = None,
+    backend: str | None = None,
+    deploy_model: bool | None = None,
+) -> CycleInputs:
+    """THE resolution of a cycle's inputs: each flag wins over its `[cycle]` setting; a missing manifest or a
+    deploy with no deployer is an `InputError` (exit 2)."""
+    chosen = manifest or cfg.cycle.manifest
+    if not chosen:
         raise InputError("no manifest given and none configured (`[cycle] manifest` in flywheel.toml)")
-    version_to_cycle(manifest or cfg.cycle.manifest, cfg)
-    if cfg.cycle.control_manifest:
-        version_to_cycle(cfg.cycle.control_manifest, cfg)
-    checked_start(cfg, Workspace(workspace or cfg.workspace), base_model or cfg.cycle.base_model, backend or None)
+    return CycleInputs(
+        manifest=chosen,
+        workspace=Workspace(workspace or cfg.workspace),
+        base_model=base_model or cfg.cycle.base_model,
+        backend=backend or cfg.cycle.backend or None,
+        deployer=deploy_target(cfg.cycle.deployer, deploy_model),
+        control_manifest=cfg.cycle.control_manifest or None,
+    )
+
+
+def preflight(inputs: CycleInputs, cfg: FlywheelConfig) -> StartingPoint:
+    """The flow's own input checks, run by `flywheel cycle` before Prefect starts: bad input then exits 2 with its
+    message alone, instead of a flow run that Prefect reports with a traceback. The same functions the flow runs
+    (`version_to_cycle` is what its validate task runs, `checked_start` what it calls), nothing new."""
+    version_to_cycle(inputs.manifest, cfg)
+    if inputs.control_manifest:
+        version_to_cycle(inputs.control_manifest, cfg)
+    return checked_start(cfg, inputs.workspace, inputs.base_model, inputs.backend)
 
 
 def checked_start(cfg: FlywheelConfig, ws: Workspace, base_model: str, backend: str | None) -> StartingPoint:

@@ -151,14 +151,23 @@ def write_config(ws: Workspace, profile: DemoProfile, settings: dict, cycle: int
     """The committed demo config plus this run's paths, as the TOML file every cycle of the demo reads."""
     data = tomllib.loads(profile.config.read_text())
     for dotted, value in settings.items():
-        section, key = dotted.split(".")
-        data.setdefault(section, {})[key] = value
+        *tables, key = dotted.split(".")
+        table = data
+        for name in tables:
+            table = table.setdefault(name, {})
+        table[key] = value
     data.setdefault("hyperparameters", {}).update(profile.hyperparameters)
     if cycle > 1:
         data["hyperparameters"].update(profile.later_hyperparameters)
     lines = [f"workspace = {_toml_value(str(ws.root))}"]
     for section, values in data.items():
-        lines += ["", f"[{section}]", *(f"{k} = {_toml_value(v)}" for k, v in values.items())]
+        lines += [
+            "",
+            f"[{section}]",
+            *(f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)),
+        ]
+        for name, table in ((k, v) for k, v in values.items() if isinstance(v, dict)):
+            lines += ["", f"[{section}.{name}]", *(f"{k} = {_toml_value(v)}" for k, v in table.items())]
     return fio.write_text(ws.root / "demo.toml", "\n".join(lines) + "\n")
 
 
@@ -192,7 +201,7 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
             # gRPC: tritonclient's HTTP client (gevent) fails when a pooled client changes threads during parity.
             settings |= {
                 "cycle.deployer": "triton",
-                "deploy.repo": info.repo,
+                "deploy.triton.repo": info.repo,
                 "deploy.url": info.grpc_url,
                 "deploy.protocol": "grpc",
             }

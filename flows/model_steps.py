@@ -5,6 +5,7 @@ Both check their output location and model before any compute is spent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel.config import FlywheelConfig
@@ -16,7 +17,7 @@ from asr_flywheel.flows.transcription import transcribe_rows
 from asr_flywheel.metrics_record import SCOPE_ALL
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest, TrainResult
-from asr_flywheel.plugins.manager import Plugins
+from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
 from asr_flywheel.replay import mix_replay
 from asr_flywheel.split import TRAIN_FILE, VALIDATION_FILE
 from asr_flywheel.validation import load_manifest
@@ -59,6 +60,48 @@ def evaluate(
     hyps = transcribe_rows(manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress)
     return scored(
         out=out_dir, manifest=manifest, hyps=hyps, model_ref=model_ref, cfg=cfg, cycle=cycle, scope=scope, family=family
+    )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one fine-tune runs, resolved once from (flags, config, catalogue) and checked before any compute."""
+
+    #: The trainer backend that trains the base (its own, a catalogue entry's, or the one claiming the file).
+    backend: str
+    #: `[hyperparameters]` of the config, then the flags, checked by that trainer.
+    hyperparameters: dict
+    devices: int | str
+    num_nodes: int
+    strategy: str
+
+
+def train_settings(
+    cfg: FlywheelConfig,
+    base: str,
+    *,
+    backend: str | None = None,
+    method: str = "sft",
+    flags: dict | None = None,
+    devices: str | None = None,
+    num_nodes: int | None = None,
+    strategy: str | None = None,
+) -> TrainSettings:
+    """THE resolution of a training run's settings, for `flywheel train` and the cycle's train task alike: the
+    flags win over `[cycle]`/`[hyperparameters]`; an evaluate-only base, a missing model, an unknown backend or a
+    bad hyperparameter is an `InputError` here, before any compute."""
+    plugins = Plugins()
+    require_model(base, plugins)  # "file not found" for a missing .nemo, before asking backends what it is
+    entry, backend_name = plugins.resolve_base(base, backend or cfg.cycle.backend or None)
+    check_sft_request(base, entry.decoder, method, entry)  # evaluate-only bases: the catalogue's reason
+    hyperparameters = check_hyperparameters(cfg, backend_name, flags, plugins=plugins)
+    chosen = devices or cfg.cycle.devices
+    return TrainSettings(
+        backend=backend_name,
+        hyperparameters=hyperparameters,
+        devices=int(chosen) if chosen.isdigit() else chosen,
+        num_nodes=num_nodes or cfg.cycle.num_nodes,
+        strategy=strategy or cfg.cycle.strategy,
     )
 
 

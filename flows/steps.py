@@ -17,7 +17,15 @@ from asr_flywheel import io as fio
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import ManifestRef
-from asr_flywheel.flows.model_steps import EvalResult, evaluate, require_model, train, train_record
+from asr_flywheel.flows.model_steps import (
+    EvalResult,
+    TrainSettings,
+    evaluate,
+    require_model,
+    train,
+    train_record,
+    train_settings,
+)
 from asr_flywheel.flows.records import DecisionRecord, GateRecord, SplitRecord
 from asr_flywheel.flows.release_steps import (
     CHART_FILE,
@@ -43,6 +51,7 @@ __all__ = [
     "OFFLINE_HYPS",
     "EvalResult",
     "ManifestRef",
+    "TrainSettings",
     "compare",
     "decide",
     "deploy",
@@ -58,6 +67,7 @@ __all__ = [
     "split",
     "train",
     "train_record",
+    "train_settings",
     "trained_on",
     "transcribe_rows",
     "update_chart",

@@ -20,11 +20,6 @@ from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, version_to_
 from asr_flywheel.errors import FlywheelError
 from asr_flywheel.flows import steps, transcription
 from asr_flywheel.flows.records import (
-    DecisionRecord,
-    DeployRecord,
-    GateRecord,
-    Promotion,
-    Registration,
     ScoreRecord,
     SplitRecord,
     TrainRecord,
@@ -96,9 +91,7 @@ def score(*, out: str, ref: ManifestRef, hyps: list[str], model_ref: str, cfg: F
     return steps.score(out=out, manifest=ref.load(cfg), hyps=hyps, model_ref=model_ref, cfg=cfg, **kw)
 
 
-@task(name="gate", **RETRY)
-def gate(**kw) -> GateRecord:
-    return steps.gate(**kw)
+gate = task(steps.gate, name="gate", **RETRY)
 
 
 @task(name="split", **RETRY)
@@ -120,7 +113,7 @@ def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig, run_nam
     def report(done: int, total: int) -> None:
         update_progress_artifact(artifact_id=progress, progress=min(100.0, 100.0 * done / max(total, 1)))
 
-    devices: int | str = int(cfg.cycle.devices) if cfg.cycle.devices.isdigit() else cfg.cycle.devices
+    settings = steps.train_settings(cfg, start.model, backend=start.backend)
     logger = get_run_logger()
     with gpu_slot.hold(
         cfg.cycle.gpu_slot,
@@ -135,12 +128,12 @@ def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig, run_nam
             cycle.split_dir,
             start.model,
             cycle.model_dir,
-            backend=start.backend,
-            hyperparameters=dict(cfg.hyperparameters),
+            backend=settings.backend,
+            hyperparameters=settings.hyperparameters,
             config=cfg,
-            devices=devices,
-            num_nodes=cfg.cycle.num_nodes,
-            strategy=cfg.cycle.strategy,
+            devices=settings.devices,
+            num_nodes=settings.num_nodes,
+            strategy=settings.strategy,
             progress=report,
         )
         cycle.update_record(gpu_released=time.time())
@@ -148,24 +141,16 @@ def train(*, cycle: CycleDir, start: StartingPoint, cfg: FlywheelConfig, run_nam
     return steps.train_record(result, start.backend)
 
 
-@task(name="decide", **RETRY)
-def decide(**kw) -> DecisionRecord:
-    return steps.decide(**kw)
+decide = task(steps.decide, name="decide", **RETRY)
 
 
-@task(name="register", **RETRY)
-def register(**kw) -> Registration:
-    return steps.register(**kw)
+register = task(steps.register, name="register", **RETRY)
 
 
-@task(name="deploy", **RETRY)
-def deploy(**kw) -> DeployRecord:
-    return steps.deploy(**kw)
+deploy = task(steps.deploy, name="deploy", **RETRY)
 
 
-@task(name="promote", **RETRY)
-def promote(**kw) -> Promotion:
-    return steps.promote(**kw)
+promote = task(steps.promote, name="promote", **RETRY)
 
 
 class DeployApproval(RunInput):

@@ -10,15 +10,36 @@ from asr_flywheel.plugins.contracts import Decoder, DeployRecord, ServedVersions
 NOT_SUPPORTED = "not supported: Riva deploys are run by riva_deploy.sh on the target host"
 
 
+#: `[deploy.riva]`: the Riva deployer's own settings (the flags of the same names win).
+SETTINGS = ("name", "grpc_port", "http_port")
+
+
 class RivaDeployer:
     name = "riva"
 
     def check_target(self, config=None, **options) -> dict:
-        """name (default: the model file's stem), grpc_port, http_port; `[deploy]` is Triton's and is not read.
+        """name (default: the model file's stem), grpc_port, http_port: given options over `[deploy.riva]`.
         Nothing is contacted: this deployer only writes the build script."""
-        opts = {k: v for k, v in options.items() if v is not None}
+        from asr_flywheel.config import load_config
+        from asr_flywheel.config_source import line_of
+
+        cfg = config if config is not None else load_config()
+        table = cfg.deploy.table(self.name)
+
+        def where(key: str) -> tuple[int, str]:
+            if options.get(key) is not None:
+                return 0, f"--{key.replace('_', '-')}"
+            return line_of(cfg.source, f"deploy.riva.{key}"), f"deploy.riva.{key}"
+
         problems = [
-            Problem(0, f"--{k.replace('_', '-')}", f"must be a port number (1-65535), got {opts[k]!r}")
+            Problem(*where(k), f"unknown key (known: {', '.join(SETTINGS)})") for k in table if k not in SETTINGS
+        ]
+        opts = {
+            **{k: v for k, v in table.items() if k in SETTINGS},
+            **{k: v for k, v in options.items() if v is not None},
+        }
+        problems += [
+            Problem(*where(k), f"must be a port number (1-65535), got {opts[k]!r}")
             for k in ("grpc_port", "http_port")
             if k in opts and not (str(opts[k]).isdigit() and 0 < int(opts[k]) < 65536)
         ]

@@ -11,6 +11,16 @@ from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.plugins.contracts import Decoder, DeployRecord, LocalServer, ServedVersions
 
 TARGET_KEYS = ("repo", "url", "name", "protocol")
+#: `[deploy.triton]`: the Triton deployer's own settings, and what each must be.
+SETTINGS = {"repo": "the model repository directory (default: <workspace>/triton)"}
+
+
+def settings_problems(table: dict) -> list[tuple[str, str]]:
+    """(key, why) for every key of `[deploy.triton]` that is unknown or not a string."""
+    known = ", ".join(f"{k} ({why})" for k, why in SETTINGS.items())
+    return [(k, f"unknown key (known: {known})") for k in table if k not in SETTINGS] + [
+        (k, f"expected a path string, got {v!r}") for k, v in table.items() if k in SETTINGS and not isinstance(v, str)
+    ]
 
 
 def backend_of(model_path: str) -> str:
@@ -32,17 +42,24 @@ class TritonDeployer:
 
     def check_target(self, config=None, **options) -> dict:
         """repo, url (HOST:PORT of the server's HTTP or gRPC port), name, protocol ("http"/"grpc"): given options
-        over `[deploy]`, the repo defaulting to <workspace>/triton. Other options pass through unchanged."""
+        over the configuration, the repo from `[deploy.triton] repo` (or a flat `[deploy] repo` of an older config),
+        defaulting to <workspace>/triton. Other options pass through unchanged."""
         from asr_flywheel.backends.triton.client import parse_host_port
         from asr_flywheel.backends.triton.repository import check_name
         from asr_flywheel.config import load_config
+        from asr_flywheel.config_source import line_of
 
         cfg = config if config is not None else load_config()
         d = cfg.deploy
-        defaults = {"repo": d.repo or str(Path(cfg.workspace) / "triton"), "url": d.url, "name": d.model_name}
-        opts = {**defaults, "protocol": d.protocol, **{k: v for k, v in options.items() if v is not None}}
+        own = {**{k: v for k, v in d.flat().items() if k in SETTINGS}, **d.table(self.name)}
+        problems = [
+            Problem(line_of(cfg.source, f"deploy.{self.name}.{k}"), f"deploy.{self.name}.{k}", why)
+            for k, why in settings_problems(d.table(self.name))
+        ]
+        repo = own.get("repo") or str(Path(cfg.workspace) / "triton")
+        defaults = {"repo": repo, "url": d.url, "name": d.model_name, "protocol": d.protocol}
+        opts = {**defaults, **{k: v for k, v in options.items() if v is not None}}
         opts["repo"] = str(opts["repo"])
-        problems = []
         if opts["protocol"] not in ("http", "grpc"):
             problems.append(Problem(0, "--protocol", f"must be 'http' or 'grpc', got {opts['protocol']!r}"))
         for key, check in (("url", parse_host_port), ("name", check_name)):

@@ -45,9 +45,17 @@ def cmd_cycle(args) -> int:
     cfg = config_from(args)
     require_writable_dir(args.workspace or cfg.workspace, "--workspace")  # before any server starts
     prefect_env_defaults(args.workspace or cfg.workspace)
-    from asr_flywheel.flows.cycle import flywheel_cycle, preflight
+    from asr_flywheel.flows.cycle import cycle_inputs, flywheel_cycle, preflight
 
-    preflight(args.manifest, cfg, args.workspace, args.base, args.backend or cfg.cycle.backend or None)
+    inputs = cycle_inputs(
+        cfg,
+        manifest=args.manifest,
+        workspace=args.workspace,
+        base_model=args.base,
+        backend=args.backend,
+        deploy_model=args.deploy,
+    )
+    preflight(inputs, cfg)
     ensure_prefect_server()  # only now: bad input has exited 2 without starting anything
 
     state = flywheel_cycle(

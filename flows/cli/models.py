@@ -65,35 +65,31 @@ def _table(models: list, configured: str) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4] for r in rows)
 
 
-def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
-
-
 def cmd_train(args) -> int:
-    from asr_flywheel.flows.model_steps import require_model
-    from asr_flywheel.flows.steps import train
-    from asr_flywheel.plugins.catalogue import check_sft_request
-    from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
+    from asr_flywheel.flows.model_steps import train, train_settings
 
-    require_model(args.base)  # "file not found" for a missing .nemo, before asking backends what it is
-    flags = overrides(args)
     cfg = config_from(args)
-    backend = args.backend or cfg.cycle.backend or None
-    entry, backend_name = Plugins().resolve_base(args.base, backend)
-    check_sft_request(args.base, entry.decoder, args.method, entry)  # evaluate-only bases: the catalogue's reason
-    # The file's [hyperparameters], then the flags; every unknown or invalid key is refused before any compute.
-    hyperparameters = check_hyperparameters(cfg, backend_name, flags)
+    settings = train_settings(
+        cfg,
+        args.base,
+        backend=args.backend,
+        method=args.method,
+        flags=overrides(args),
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
+    )
     result = train(
         split_dir=args.split_dir,
         base=args.base,
         out_dir=args.out,
-        backend=backend,
+        backend=settings.backend,
         method=args.method,
-        hyperparameters=hyperparameters,
+        hyperparameters=settings.hyperparameters,
         config=cfg,
-        devices=_devices(args.devices or cfg.cycle.devices),
-        num_nodes=args.num_nodes or cfg.cycle.num_nodes,
-        strategy=args.strategy or cfg.cycle.strategy,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        strategy=settings.strategy,
     )
     print(f"model: {result.model_path}")
     print(f"run info: {result.run_info_path}")
