@@ -22,7 +22,7 @@ from asr_flywheel.flows.records import (
     DEPLOY_STAGE,
     CycleOutcome,
     DecisionRecord,
-    DeployRecord,
+    DeployStepRecord,
     Promotion,
     Registration,
     Review,
@@ -61,7 +61,7 @@ def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, regist
     registry = Registry(run.ws.registry_dir)
     if not champion_unchanged(registry, run.start.parent):  # never ship an older lineage over a newer champion
         return superseded(run, base, registry)
-    deployed = deploy(run, trained) if run.deployer else None
+    deployed = deploy_candidate(run, trained) if run.deployer else None
     if deployed is not None and (not deployed.ok or not (deployed.served or run.cfg.deploy.promote_unserved)):
         return not_promoted(run, base, deployed, registry)
     reason = f"KEEP in cycle {n}: {decision.reason}" + (f" ({base['review']})" if review else "")
@@ -83,12 +83,12 @@ def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, regist
     )
 
 
-def deploy(run: CycleRun, trained: TrainRecord) -> DeployRecord:
+def deploy_candidate(run: CycleRun, trained: TrainRecord) -> DeployStepRecord:
     """Ship the candidate and check served parity on the held-out rows; the record and parity table go on the
     run page whatever the result."""
     deployed = run.step(
         "deploy",
-        DeployRecord,
+        DeployStepRecord,
         lambda: tasks.deploy(
             model_path=trained.model,
             deployer=run.deployer,
@@ -109,7 +109,7 @@ def serving_now(registry: Registry) -> str:
     return f"the previous champion {champion.model_id} keeps serving" if champion else "no champion was promoted"
 
 
-def not_promoted(run: CycleRun, base: dict, deployed: DeployRecord, registry: Registry) -> CycleOutcome:
+def not_promoted(run: CycleRun, base: dict, deployed: DeployStepRecord, registry: Registry) -> CycleOutcome:
     """A failed deploy or parity check, or an unserved build: the champion stays, and the outcome says why."""
     if not deployed.ok:
         outcome = DEPLOY_FAILED if deployed.failed == DEPLOY_STAGE else PARITY_FAILED

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asr_flywheel.flows.records import CycleOutcome, DecisionRecord, DeployRecord, GateRecord, ScoreRecord
+from asr_flywheel.flows.records import CycleOutcome, DecisionRecord, DeployStepRecord, GateRecord, ScoreRecord
 
 if TYPE_CHECKING:
     from asr_flywheel.control import ControlCheck
@@ -153,7 +153,7 @@ def publish_control(label: CycleLabel, check: ControlCheck, before: ScoreRecord,
     )
 
 
-def publish_deploy(label: CycleLabel, rec: DeployRecord) -> None:
+def publish_deploy(label: CycleLabel, rec: DeployStepRecord) -> None:
     """The deploy record, and the served-parity table (offline vs served, per metric and per differing row)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 

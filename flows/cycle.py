@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,10 @@ from asr_flywheel.flows.records import (
     CycleOutcome,
     DecisionRecord,
     GateRecord,
+    R,
     Registration,
     ScoreRecord,
     SplitRecord,
-    StepRecord,
     TrainRecord,
 )
 from asr_flywheel.flows.runners import task_runner_from_env
@@ -365,8 +366,8 @@ class CycleRun:
             **event,
         )
 
-    def step(self, name: str, kind: type[StepRecord], run):
-        """Run a step unless the cycle record says it finished (and its files still exist)."""
+    def step(self, name: str, kind: type[R], compute: Callable[[], R]) -> R:
+        """Run a step (`compute`) unless the cycle record says it finished (and its files still exist)."""
         done = self.cycle.step(name)
         if done:
             record = kind.from_dict(done)
@@ -376,7 +377,7 @@ class CycleRun:
                 )
                 return record
         self.cycle.start_step(name)
-        record = run()
+        record = compute()
         self.cycle.finish_step(name, record.to_dict())
         return record
 

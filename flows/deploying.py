@@ -142,7 +142,7 @@ def deploy_and_verify(
 
 
 def _roll_back(deployer: str, record: DeployRecord, options: dict) -> str | None:
-    previous = record.details.get("previous_version")
+    previous = record.previous_version
     if not previous:
         return None
     try:

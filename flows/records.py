@@ -169,12 +169,12 @@ class Review(StepRecord):
         return f"{verdict} by {self.reviewer or 'an unnamed reviewer'}: {self.reason or '(no reason given)'}"
 
 
-#: Which stage of a deploy failed (`DeployRecord.failed`).
+#: Which stage of a deploy failed (`DeployStepRecord.failed`).
 DEPLOY_STAGE, PARITY_STAGE = "deploy", "parity"
 
 
 @dataclass(frozen=True)
-class DeployRecord(StepRecord):
+class DeployStepRecord(StepRecord):
     """A deploy and its served-parity check; `ok` only when both succeeded (else `reason` says why).
 
     `failed` names the stage that failed ("deploy": nothing new serves; "parity": the new version served other

@@ -13,7 +13,7 @@ from asr_flywheel.flows.records import (
     DEPLOY_STAGE,
     PARITY_STAGE,
     DecisionRecord,
-    DeployRecord,
+    DeployStepRecord,
     Promotion,
     Registration,
     Review,
@@ -71,7 +71,7 @@ def deploy(
     registry_dir: str | Path,
     validation_manifest: str | None = None,
     offline_hyps: str | None = None,
-) -> DeployRecord:
+) -> DeployStepRecord:
     """Ship a model with a deployer plugin and check served parity on the held-out rows (`flows.deploying`).
     A failed deploy or parity is a record with `ok=False` and the reason, not an exception: the cycle then keeps
     the previous champion and says why."""
@@ -89,7 +89,7 @@ def deploy(
     failed = None
     if not outcome.ok:
         failed = DEPLOY_STAGE if outcome.record is None else PARITY_STAGE
-    return DeployRecord(
+    return DeployStepRecord(
         deployer=outcome.deployer,
         ok=outcome.ok,
         reason=outcome.reason,

@@ -367,7 +367,7 @@ def zombie_automation():
     )
 
 
-def deploy(api_url: str, home: str | Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def create_deployments(api_url: str, home: str | Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """`prefect --no-prompt deploy --all` on the project's prefect.yaml (nothing is built or pushed)."""
     env = clean_env(Path(home), api_url, extra_env)
     proc = subprocess.run(

@@ -154,6 +154,10 @@ class DeployRecord:
     model_path: str
     endpoint: str | None
     version: str | None
+    #: The version that served before this one: what the cycle rolls back to when served parity fails (None: the
+    #: first version, or a deployer without versions).
+    previous_version: str | None = None
+    #: Anything else the deployer wants on record (shown to users, never read by the flows).
     details: dict = field(default_factory=dict)
 
 

@@ -112,7 +112,9 @@ def cmd_deployments(args) -> int:
     cfg = config_from(args)
     url = server.require_api(api_url())
     server.prepare(url)
-    output = server.deploy(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[-3000:]
+    output = server.create_deployments(url, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))).stdout[
+        -3000:
+    ]
     # Prefect's own hint (`prefect worker start --pool ...`) starts a worker without the flywheel's configuration
     print("\n".join(line for line in output.splitlines() if "prefect worker start" not in line))
     for name, why in server.apply_schedules(url, cfg).items():

@@ -156,7 +156,7 @@ def cmd_rollback(args) -> int:
         model=record.model_path,
         version=record.version,
         endpoint=record.endpoint,
-        previous_version=record.details.get("previous_version"),
+        previous_version=record.previous_version,
     )
     if args.json:
         print(json.dumps(vars(record), indent=2))

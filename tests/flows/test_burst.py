@@ -71,7 +71,7 @@ def burst(database: str, root: Path, nemo_tiny_models, rows: list[dict]) -> dict
         # 24-row manifests stop at the gate; the 32-row ones train (1 step), so the GPU slot is really contended
         config = write_tiny_cycle_config(root / "fw.toml", root / "ws", nemo_tiny_models["ctc"], epochs=1,
                                          gate={"min_rows": 28}, hyperparameters={"max_steps": 1})  # fmt: skip
-        server.deploy(srv.api_url, home)
+        server.create_deployments(srv.api_url, home)
         server.apply_schedules(srv.api_url, load_config(config))
         worker = server.start_worker(srv.api_url, home, {"FLYWHEEL_CONFIG": str(config)}, log=root / "worker.log")
         manifests = []

@@ -45,7 +45,7 @@ def e2e(prefect_server, prefect_client, nemo_tiny_models, tiny_dataset, tmp_path
     server_log = prefect_server.home / "server.log"
     log_start = server_log.stat().st_size if server_log.exists() else 0  # the session's server log before this module
     config = write_tiny_cycle_config(root / "flywheel.toml", root / "workspace", nemo_tiny_models["ctc"], epochs=1)
-    server.deploy(prefect_server.api_url, prefect_server.home)
+    server.create_deployments(prefect_server.api_url, prefect_server.home)
     # What `flywheel server deployments` does next: this configuration has no `[cycle] manifest` and no
     # `[cycle] watch`, so the clock-driven deployments are paused (and any run of them would be a bug).
     from asr_flywheel.config import load_config

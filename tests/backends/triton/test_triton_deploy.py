@@ -182,7 +182,7 @@ def test_second_version_deploys_under_concurrent_requests_with_zero_failures(swa
             t.join()
     assert failures == []
     assert during > 0  # the old version answered while the new one loaded
-    assert (v1.version, v2.version, v2.details["previous_version"]) == ("1", "2", 1)
+    assert (v1.version, v2.version, v2.previous_version) == ("1", "2", "1")
     assert repository.read_state(Path(tgt.repo) / "swap").served == 2
     # v2 is the untrained model, whose transcripts are not empty: served output still equals offline output
     paths = clips(tiny_dataset)
@@ -193,7 +193,7 @@ def test_second_version_deploys_under_concurrent_requests_with_zero_failures(swa
 def test_rollback_serves_an_earlier_version_again(swapped, triton):
     tgt = swapped[0]
     record = rollback(tgt, to_version=1)
-    assert record.version == "1" and record.details["previous_version"] == 2
+    assert record.version == "1" and record.previous_version == "2"
     client = connect(triton.http_url)
     try:
         assert client.is_model_ready("swap", "1") and not client.is_model_ready("swap", "2")
