@@ -60,7 +60,7 @@ def run_plain(manifest: str, config: str) -> dict:
     hyps = steps.transcribe_rows(m, start.model, batch_size=cfg.cycle.batch_size)
     base = steps.score(
         out=cycle.baseline_dir, manifest=m, hyps=hyps, model_ref=start.model, cfg=cfg, cycle=1, family=ref.path
-    )
+    ).record
     steps.gate(
         metrics_path=base.metrics,
         out_dir=cycle.path,
@@ -87,7 +87,7 @@ def run_plain(manifest: str, config: str) -> dict:
         before_metrics=base.metrics,
         seen_terms=seen,
         train_audio=train_audio,
-    )
+    ).record
     decision = steps.decide(
         before_metrics=base.metrics,
         after_metrics=after.metrics,

@@ -12,7 +12,7 @@ from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import require_writable_dir
 from asr_flywheel.errors import InputError
 from asr_flywheel.flows.records import TrainRecord
-from asr_flywheel.flows.score_steps import Scored, scored
+from asr_flywheel.flows.score_steps import Scored, score
 from asr_flywheel.flows.transcription import transcribe_rows
 from asr_flywheel.metrics_record import SCOPE_ALL
 from asr_flywheel.plugins.catalogue import check_sft_request
@@ -58,7 +58,7 @@ def evaluate(
     require_model(model_ref)
     manifest = load_manifest(manifest_path, cfg)
     hyps = transcribe_rows(manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress)
-    return scored(
+    return score(
         out=out_dir, manifest=manifest, hyps=hyps, model_ref=model_ref, cfg=cfg, cycle=cycle, scope=scope, family=family
     )
 

@@ -1,7 +1,7 @@
 """The scoring steps: score transcripts into the scoring files and the typed record, and compare two scorings.
 
 `flywheel score`, `flywheel compare`, `flywheel eval` (through `model_steps.evaluate`) and the cycle's baseline,
-re-score and control scorings all run `scored`.
+re-score and control scorings all run `score`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ def compare_rows(before_metrics: str | Path, after: Metrics, after_rows: list[di
     )
 
 
+@dataclass
+class Scored:
+    """A scoring's record, its in-memory report (per-row scores) and the files it wrote."""
+
+    record: ScoreRecord
+    report: ScoreReport
+    paths: dict[str, Path]
+
+
 def score(
     *,
     out: str | Path,
@@ -56,39 +65,11 @@ def score(
     train_audio: Collection[str] | None = None,
     seen_voices: Collection[str] | None = None,
     control: ControlCheck | None = None,
-) -> ScoreRecord:
+) -> Scored:
     """Score transcripts; write offline_hyps.jsonl, the scoring files and the leaderboard (with the configured
     gate's sources, the cycle comparison when `before_metrics` is given, and the control-set section when
-    `control` is)."""
-    return scored(**locals()).record
-
-
-@dataclass
-class Scored:
-    """A scoring's record, its in-memory report (per-row scores) and the files it wrote."""
-
-    record: ScoreRecord
-    report: ScoreReport
-    paths: dict[str, Path]
-
-
-def scored(
-    *,
-    out: str | Path,
-    manifest: Manifest,
-    hyps: Sequence[str],
-    model_ref: str,
-    cfg: FlywheelConfig,
-    cycle: int = 0,
-    scope: str = SCOPE_ALL,
-    family: str | None = None,
-    before_metrics: str | Path | None = None,
-    seen_terms: Collection[str] | None = None,
-    train_audio: Collection[str] | None = None,
-    seen_voices: Collection[str] | None = None,
-    control: ControlCheck | None = None,
-) -> Scored:
-    """`score`, keeping the report (`flywheel eval` prints from it, parity compares its rows)."""
+    `control` is). Returns the step record with the in-memory report (`flywheel eval` prints from it, parity
+    compares its rows)."""
     from asr_flywheel.leaderboard import render_comparison, render_leaderboard
 
     out = Path(out)

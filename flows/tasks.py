@@ -88,7 +88,7 @@ def transcribe_sharded(
 
 @task(name="score", **RETRY)
 def score(*, out: str, ref: ManifestRef, hyps: list[str], model_ref: str, cfg: FlywheelConfig, **kw) -> ScoreRecord:
-    return steps.score(out=out, manifest=ref.load(cfg), hyps=hyps, model_ref=model_ref, cfg=cfg, **kw)
+    return steps.score(out=out, manifest=ref.load(cfg), hyps=hyps, model_ref=model_ref, cfg=cfg, **kw).record
 
 
 gate = task(steps.gate, name="gate", **RETRY)

@@ -168,7 +168,7 @@ def cmd_score(args) -> int:
         cycle=args.cycle,
         scope=args.scope,
         family=args.family,
-    )
+    ).record
     print(record.summary())
     print_paths(record.files)
     return 0
