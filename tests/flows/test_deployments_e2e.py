@@ -221,7 +221,9 @@ def test_no_api_call_fails_on_a_database_lock(e2e, prefect_server):
         log = fh.read().decode(errors="replace")
     entries = re.split(r"\n(?=\d\d:\d\d:\d\d\.\d+ \| )", log)
     heads = [e.split("\n", 1)[0] for e in entries if "database is locked" in e]
-    assert all(any(known in h for known in (HEARTBEAT, BACKGROUND_POLL_BOOKKEEPING, CONSUMER_RETRY)) for h in heads), heads
+    assert all(any(known in h for known in (HEARTBEAT, BACKGROUND_POLL_BOOKKEEPING, CONSUMER_RETRY)) for h in heads), (
+        heads
+    )
 
 
 def test_the_leaderboard_renders_as_a_table_in_the_prefect_ui(e2e, prefect_server, prefect_client):
