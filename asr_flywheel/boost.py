@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from asr_flywheel.config import BoostConfig
 from asr_flywheel.errors import InputError, Problem
 
 #: `--boost manifest`: the terms of the manifest being scored.
@@ -26,19 +26,33 @@ MAX_PHRASE_CHARS = 200
 
 
 @dataclass(frozen=True)
-class BoostWeights:
-    """The decoder's biasing weights (`[boost]`): how strongly a phrase is favoured (alpha) and the per-token score
-    along a phrase (context_score, depth_scaling), as NeMo's boosting tree and Riva's word boosting read them."""
+class BoostRef:
+    """Which boost list was on, without its phrases: what a leaderboard, `metrics.json` and a record carry."""
 
-    alpha: float = 1.0
-    context_score: float = 1.0
-    depth_scaling: float = 2.0
+    hash: str
+    count: int
+    source: str
+    weights: BoostConfig
+
+    def summary(self) -> str:
+        w = self.weights
+        return (
+            f"{self.count} phrase(s) from {self.source or 'a list'} (hash {self.hash}; alpha {w.alpha:g}, "
+            f"context score {w.context_score:g}, depth scaling {w.depth_scaling:g})"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BoostRef:
+        return cls(str(data["hash"]), int(data["count"]), str(data.get("source", "")), BoostConfig(**data["weights"]))
 
 
 @dataclass(frozen=True)
 class BoostList:
     phrases: tuple[str, ...]
-    weights: BoostWeights = BoostWeights()
+    weights: BoostConfig = field(default_factory=BoostConfig)
     #: Where the phrases came from: a file path, or "manifest" (the scored manifest's terms).
     source: str = ""
 
@@ -52,50 +66,31 @@ class BoostList:
         payload = json.dumps({"phrases": list(self.phrases), "weights": asdict(self.weights)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
+    @property
+    def ref(self) -> BoostRef:
+        return BoostRef(self.hash, self.count, self.source, self.weights)
+
     def summary(self) -> str:
-        w = self.weights
-        return (
-            f"{self.count} phrase(s) from {self.source or 'a list'} (hash {self.hash}; alpha {w.alpha:g}, "
-            f"context score {w.context_score:g}, depth scaling {w.depth_scaling:g})"
-        )
+        return self.ref.summary()
 
     def to_dict(self) -> dict:
-        return {
-            "hash": self.hash,
-            "count": self.count,
-            "source": self.source,
-            "weights": asdict(self.weights),
-            "phrases": list(self.phrases),
-        }
+        return {**self.ref.to_dict(), "phrases": list(self.phrases)}
 
     @classmethod
     def from_dict(cls, data: dict) -> BoostList:
-        return cls(tuple(data["phrases"]), BoostWeights(**data["weights"]), data.get("source", ""))
+        return cls(tuple(data["phrases"]), BoostConfig(**data["weights"]), data.get("source", ""))
 
 
-def check_weights(weights: BoostWeights) -> list[Problem]:
-    """Every weight that is not a finite number, or negative where a negative weight would penalise the terms."""
-    problems = []
-    for name, value in asdict(weights).items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            problems.append(Problem(0, f"boost.{name}", f"must be a finite number, got {value!r}"))
-        elif value < 0:
-            problems.append(Problem(0, f"boost.{name}", f"must be >= 0, got {value!r}"))
-    return problems
-
-
-def boost_list(phrases: Iterable[str], weights: BoostWeights, source: str) -> BoostList:
-    """Phrases cleaned (whitespace collapsed, duplicates after the first dropped, order kept) and checked."""
+def boost_list(phrases: Iterable[str], weights: BoostConfig, source: str) -> BoostList:
+    """Phrases cleaned (whitespace collapsed, duplicates after the first dropped, order kept); the weights were
+    checked with the configuration (`[boost]`, `--boost-alpha`)."""
     cleaned = list(dict.fromkeys(" ".join(p.split()) for p in phrases if p and p.strip()))
-    problems = check_weights(weights)
     if not cleaned:
-        problems.append(Problem(0, "boost", f"no phrases to boost in {source or 'the list'}"))
-    if problems:
-        raise InputError("cannot boost with this list", problems)
+        raise InputError(f"no phrases to boost in {source or 'the list'}")
     return BoostList(tuple(cleaned), weights, source)
 
 
-def read_boost_file(path: str | Path, weights: BoostWeights) -> BoostList:
+def read_boost_file(path: str | Path, weights: BoostConfig) -> BoostList:
     """One phrase a line (blank lines and `#` comments skipped); every unusable line is named."""
     p = Path(path)
     if not p.is_file():

@@ -126,6 +126,21 @@ class CycleConfig:
     devices: str = "1"
     num_nodes: int = 1
     strategy: str = "auto"
+    #: Context biasing in the cycle (docs/design.md#boosting): "off"; "first" (score the held-out rows and the
+    #: control set with the manifest's terms boosted before training, and skip training when that alone is a KEEP:
+    #: BOOST); "always" (also, score every fine-tuned candidate with the boost list and name the better of the two).
+    boost: str = "off"
+
+
+@dataclass(frozen=True)
+class BoostConfig:
+    """The decoder's biasing weights (`flywheel eval --boost`, `[cycle] boost`): how strongly a listed phrase is
+    favoured (alpha: NeMo's `boosting_tree_alpha`) and the score per token along a phrase (context_score,
+    depth_scaling: NeMo's boosting tree). Choose them on a development manifest, never on the rows that decide."""
+
+    alpha: float = 1.0
+    context_score: float = 1.0
+    depth_scaling: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +207,7 @@ class FlywheelConfig:
     cycle: CycleConfig = field(default_factory=CycleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    boost: BoostConfig = field(default_factory=BoostConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     #: Hyperparameter overrides passed to the trainer (e.g. epochs, lr, batch_size, precision).
     hyperparameters: dict[str, Any] = field(default_factory=dict)
@@ -321,9 +337,12 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.replay_fraction": (0, 1, True, False),
     "train.replay_seed": (0, None, True, False),
     "deploy.concurrency": (1, None, True, False),
+    "boost.alpha": (0, None, True, False),
+    "boost.context_score": (0, None, True, False),
+    "boost.depth_scaling": (0, None, True, False),
 }
 #: Keys whose value is one of a fixed set.
-_CHOICES: dict[str, tuple[str, ...]] = {"deploy.protocol": ("http", "grpc")}
+_CHOICES: dict[str, tuple[str, ...]] = {"deploy.protocol": ("http", "grpc"), "cycle.boost": ("off", "first", "always")}
 #: Keys whose value must start with one of these (Prefect's async SQLAlchemy drivers).
 _PREFIXES: dict[str, tuple[str, ...]] = {"server.database": ("", "postgresql+asyncpg://", "sqlite+aiosqlite:///")}
 

@@ -97,6 +97,7 @@ def render_leaderboard(
         f"- Model: `{m.model}`",
         f"- Manifest: `{m.manifest}` (version `{m.manifest_version[:12]}`)",
         f"- Rows scored: {h.n} ({m.scope})",
+        f"- Decoding: {'boosted toward ' + m.boost.summary() if m.boost else 'plain (no boost list)'}",
         "",
         "## 1. Headline",
         "",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostRef
 from asr_flywheel.errors import InputError, Problem
 
 #: Version 2 adds `schema_version` itself; version 1 (no field) has the same layout.
@@ -87,6 +88,8 @@ class Metrics:
     #: Terms seen vs unseen in training; voices heard vs not (None: the scoring was given no split).
     ker_by_seen: Breakdown | None = None
     ker_by_seen_voice: Breakdown | None = None
+    #: The boost list decoding was biased toward (None: plain decoding).
+    boost: BoostRef | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -99,9 +102,11 @@ class Metrics:
         out: dict[str, Any] = {"schema_version": self.schema_version, **dataclasses.asdict(self.headline)}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("headline", "schema_version") or (value is None and f.name in _OPTIONAL_BREAKDOWNS):
+            if f.name in ("headline", "schema_version") or (value is None and f.name in _OPTIONAL):
                 continue
-            out[f.name] = {k: g.to_dict() for k, g in value.items()} if f.name in _BREAKDOWNS else value
+            if f.name in _BREAKDOWNS:
+                value = {k: g.to_dict() for k, g in value.items()}
+            out[f.name] = value.to_dict() if isinstance(value, BoostRef) else value
         return out
 
     @classmethod
@@ -116,12 +121,18 @@ class Metrics:
             if f.name == "headline" or f.name not in data:
                 continue
             value = data[f.name]
-            rest[f.name] = None if value is None else (_breakdown(value) if f.name in _BREAKDOWNS else value)
+            if value is not None and f.name in _BREAKDOWNS:
+                value = _breakdown(value)
+            elif value is not None and f.name == "boost":
+                value = BoostRef.from_dict(value)
+            rest[f.name] = value
         return cls(headline=Headline(**head), **rest)
 
 
 _BREAKDOWNS = frozenset(f.name for f in fields(Metrics) if f.name.startswith("ker_by_"))
 _OPTIONAL_BREAKDOWNS = frozenset(("ker_by_seen", "ker_by_seen_voice"))
+#: Fields left out of metrics.json when None (a scoring without a split, or without a boost list).
+_OPTIONAL = _OPTIONAL_BREAKDOWNS | {"boost"}
 #: What every reader needs (the control guard reads only n and wer); a metrics.json file must also have the KER
 #: fields the gate and the decision read (`load_metrics`).
 _REQUIRED = ("n",)
@@ -160,6 +171,16 @@ def _problems(data: Mapping[str, Any]) -> list[Problem]:
         for k in ("wer", "cer", "ser", "wer_corpus", "cer_corpus")
         if data.get(k) is not None and not _is_number(data[k])
     ]
+    boost = data.get("boost")
+    if boost is not None and not (
+        isinstance(boost, dict)
+        and isinstance(boost.get("hash"), str)
+        and _is_int(boost.get("count"))
+        and isinstance(boost.get("weights"), dict)
+        and set(boost["weights"]) <= {"alpha", "context_score", "depth_scaling"}
+        and all(_is_number(v) for v in boost["weights"].values())
+    ):
+        problems.append(Problem(0, "boost", f"expected {{hash, count, source, weights}}, got {boost!r}"))
     for key in sorted(_BREAKDOWNS & set(data)):
         table = data[key]
         if table is None and key in _OPTIONAL_BREAKDOWNS:

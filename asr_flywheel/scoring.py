@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from asr_flywheel.boost import BoostRef
 from asr_flywheel.config import FlywheelConfig, StatsConfig
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.manifest import Manifest
@@ -107,6 +108,7 @@ def score_manifest(
     seen_terms: Collection[str] | None = None,
     train_audio: Collection[str] | None = None,
     seen_voices: Collection[str] | None = None,
+    boost: BoostRef | None = None,
 ) -> ScoreReport:
     """Compute every metric and breakdown for aligned manifest rows and hypotheses.
 
@@ -162,6 +164,7 @@ def score_manifest(
         manifest_family=family or str(manifest.path.resolve()),
         confidence=st.confidence,
         bootstrap_resamples=st.bootstrap_resamples,
+        boost=boost,
         **by,
     )
     return ScoreReport(manifest, list(hyps), refs_norm, hyps_norm, terms_norm, scores, metrics, seen, seen_voice)

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr_flywheel.boost import FROM_MANIFEST, BoostList, boost_list, manifest_terms, read_boost_file
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import require_writable_dir
 from asr_flywheel.errors import InputError
 from asr_flywheel.flows.records import TrainRecord
 from asr_flywheel.flows.score_steps import Scored, score
-from asr_flywheel.flows.transcription import transcribe_rows
+from asr_flywheel.flows.transcription import check_boost, transcribe_rows
+from asr_flywheel.manifest import Manifest
 from asr_flywheel.metrics_record import SCOPE_ALL
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest, TrainResult
@@ -51,16 +53,39 @@ def evaluate(
     scope: str = SCOPE_ALL,
     family: str | None = None,
     progress: ProgressFn | None = None,
+    boost: str | None = None,
 ) -> EvalResult:
-    """`flywheel eval`: validate, transcribe with the right backend, then the `score` step."""
+    """`flywheel eval`: validate, transcribe with the right backend, then the `score` step. `boost` is a phrase
+    file (one a line) or "manifest" (its terms): the model decodes biased toward them, with `[boost]` weights."""
     cfg = config or FlywheelConfig()
     require_writable_dir(out_dir)
     require_model(model_ref)
     manifest = load_manifest(manifest_path, cfg)
-    hyps = transcribe_rows(manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress)
-    return score(
-        out=out_dir, manifest=manifest, hyps=hyps, model_ref=model_ref, cfg=cfg, cycle=cycle, scope=scope, family=family
+    boosted = resolve_boost(boost, manifest, cfg)
+    check_boost(model_ref, backend, boosted)  # a transcriber that cannot boost is refused before any work
+    hyps = transcribe_rows(
+        manifest, model_ref, batch_size=batch_size, backend=backend, progress=progress, boost=boosted
     )
+    return score(
+        out=out_dir,
+        manifest=manifest,
+        hyps=hyps,
+        model_ref=model_ref,
+        cfg=cfg,
+        cycle=cycle,
+        scope=scope,
+        family=family,
+        boost=boosted.ref if boosted else None,
+    )
+
+
+def resolve_boost(spec: str | None, manifest: Manifest, cfg: FlywheelConfig) -> BoostList | None:
+    """`--boost`: None (plain decoding), "manifest" (the manifest's own terms) or a phrase file; `[boost]` weights."""
+    if not spec:
+        return None
+    if spec == FROM_MANIFEST:
+        return boost_list(manifest_terms(manifest.column("term")), cfg.boost, f"{FROM_MANIFEST} {manifest.path}")
+    return read_boost_file(spec, cfg.boost)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostRef
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.flows.records import ScoreRecord
@@ -65,6 +66,7 @@ def score(
     train_audio: Collection[str] | None = None,
     seen_voices: Collection[str] | None = None,
     control: ControlCheck | None = None,
+    boost: BoostRef | None = None,
 ) -> Scored:
     """Score transcripts; write offline_hyps.jsonl, the scoring files and the leaderboard (with the configured
     gate's sources, the cycle comparison when `before_metrics` is given, and the control-set section when
@@ -85,6 +87,7 @@ def score(
         seen_terms=seen_terms,
         train_audio=train_audio,
         seen_voices=seen_voices,
+        boost=boost,
     )
     comparison = None
     if before_metrics:

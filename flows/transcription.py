@@ -6,13 +6,15 @@ import threading
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostList
+from asr_flywheel.errors import InputError
 from asr_flywheel.manifest import Manifest
-from asr_flywheel.plugins.contracts import LoadedModel, ProgressFn
+from asr_flywheel.plugins.contracts import LoadedModel, ProgressFn, Transcriber
 from asr_flywheel.plugins.manager import PluginError, Plugins
 
 OFFLINE_HYPS = "offline_hyps.jsonl"
 
-_MODELS: dict[tuple[str, str | None], _SerialModel] = {}
+_MODELS: dict[tuple[str, str | None, str | None], _SerialModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -51,13 +53,14 @@ def check_transcripts(hyps: object, clips: int, model: _SerialModel) -> list[str
     )
 
 
-def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
-    """Load a model once per process (transcription shards running in one worker share it)."""
-    key = (model_ref, backend)
+def load_model(model_ref: str, backend: str | None = None, boost: BoostList | None = None) -> LoadedModel:
+    """Load a model once per process (transcription shards running in one worker share it); with `boost`, one that
+    decodes with that list (a separate instance: the plain model's transcripts never change under it)."""
+    key = (model_ref, backend, boost.hash if boost else None)
     with _MODELS_LOCK:
         if key not in _MODELS:
             transcriber = Plugins().transcriber_for(model_ref, backend)
-            loaded = transcriber.load(model_ref)
+            loaded = transcriber.load(model_ref) if boost is None else boosted_load(transcriber)(model_ref, boost)
             if not callable(getattr(loaded, "transcribe", None)):
                 raise PluginError(
                     f"transcriber {transcriber.name!r}: load({model_ref!r}) returned {type(loaded).__name__}, which "
@@ -65,6 +68,23 @@ def load_model(model_ref: str, backend: str | None = None) -> LoadedModel:
                 )
             _MODELS[key] = _SerialModel(loaded, transcriber.name)
         return _MODELS[key]
+
+
+def boosted_load(transcriber: Transcriber):
+    """The transcriber's optional `load_boosted`, or an `InputError` naming it: a boost list is never ignored."""
+    load = getattr(transcriber, "load_boosted", None)
+    if not callable(load):
+        raise InputError(
+            f"transcriber {transcriber.name!r} cannot boost phrases (it has no load_boosted, see docs/plugins.md): "
+            "score without --boost, or with a backend that boosts (nemo)"
+        )
+    return load
+
+
+def check_boost(model_ref: str, backend: str | None, boost: BoostList | None) -> None:
+    """Refuse a boost list for a model whose transcriber cannot boost, before any work (no model is loaded)."""
+    if boost is not None:
+        boosted_load(Plugins().transcriber_for(model_ref, backend))
 
 
 def release_models() -> None:
@@ -78,9 +98,11 @@ def release_models() -> None:
             close()
 
 
-def transcribe_shard(*, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int) -> list[str]:
+def transcribe_shard(
+    *, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int, boost: BoostList | None = None
+) -> list[str]:
     """One shard of a cycle's transcription (the unit a task runner distributes); checked by `check_transcripts`."""
-    return load_model(model_ref, backend).transcribe(audio_paths, batch_size=batch_size)
+    return load_model(model_ref, backend, boost).transcribe(audio_paths, batch_size=batch_size)
 
 
 def transcribe_rows(
@@ -90,10 +112,11 @@ def transcribe_rows(
     batch_size: int = 16,
     backend: str | None = None,
     progress: ProgressFn | None = None,
+    boost: BoostList | None = None,
 ) -> list[str]:
     """Offline, batched transcription of every manifest row (in row order). The first batch is transcribed and
     checked against the contract on its own, so a misbehaving plugin is named before the rest is transcribed."""
-    model = load_model(model_ref, backend)
+    model = load_model(model_ref, backend, boost)
     paths = manifest.audio_paths
     total = len(paths)
     first = model.transcribe(paths[:batch_size], batch_size=batch_size)

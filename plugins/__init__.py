@@ -12,6 +12,7 @@ from asr_flywheel.errors import FlywheelError, InputError, Problem, RefusedError
 from asr_flywheel.plugins.contracts import (
     BaseModel,
     BaseModelRecipe,
+    BoostingTranscriber,
     Decoder,
     Deployer,
     DeployRecord,
@@ -32,6 +33,7 @@ from asr_flywheel.plugins.contracts import (
 __all__ = [
     "BaseModel",
     "BaseModelRecipe",
+    "BoostingTranscriber",
     "Decoder",
     "DeployRecord",
     "Deployer",

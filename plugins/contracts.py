@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from asr_flywheel.boost import BoostList
     from asr_flywheel.config import FlywheelConfig
 
 
@@ -144,6 +145,18 @@ class Transcriber(Protocol):
         `Plugins().weights(model_ref)`), a local path this transcriber `claims`, or an endpoint URL. Return an
         instance with `name`, `decoder` and `transcribe`; raise `InputError` for a model that cannot load."""
         ...
+
+
+@runtime_checkable
+class BoostingTranscriber(Transcriber, Protocol):
+    """Optional for a transcriber: decoding biased toward a list of phrases (context biasing, word boosting).
+
+    `load_boosted(model_ref, boost)` returns a model that decodes with `boost` (`asr_flywheel.boost.BoostList`:
+    phrases, weights `alpha`/`context_score`/`depth_scaling`, `hash`); it must be a separate instance, since the
+    flywheel scores the same model plain and boosted in one process. A transcriber without it is refused by name
+    when a boost list is asked for (`flywheel eval --boost`, `[cycle] boost`): a list is never silently ignored."""
+
+    def load_boosted(self, model_ref: str, boost: BoostList) -> LoadedModel: ...
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from asr_flywheel.boost import BoostList
 from asr_flywheel.plugins.contracts import Decoder, LoadedModel, ProgressFn
 
 
@@ -53,7 +54,18 @@ class NemoTranscriber:
     def claims(self, model_ref: str) -> bool:
         return model_ref.endswith(".nemo") and Path(model_ref).is_file()
 
+    def load_boosted(self, model_ref: str, boost: BoostList) -> LoadedModel:
+        """The model decoding with NeMo's phrase boosting toward `boost` (`backends.nemo.boosting`)."""
+        from asr_flywheel.backends.nemo.boosting import apply_boost
+
+        loaded = self._load(model_ref)
+        apply_boost(loaded.model, boost)
+        return loaded
+
     def load(self, model_ref: str) -> LoadedModel:
+        return self._load(model_ref)
+
+    def _load(self, model_ref: str) -> NemoModel:
         from asr_flywheel.backends.nemo._runtime import load_asr_model
         from asr_flywheel.backends.nemo.architecture import decoder_of, read_nemo_config
         from asr_flywheel.plugins.manager import Plugins

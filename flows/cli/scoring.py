@@ -141,6 +141,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", help="force a backend (default: from the catalogue or the model files)")
     p.add_argument("--cycle", type=non_negative_int, default=0)
     p.add_argument("--scope", default="all rows")
+    p.add_argument(
+        "--boost",
+        metavar="TERMS",
+        help="decode biased toward these phrases: a file with one phrase a line, or 'manifest' (its terms)",
+    )
+    p.add_argument("--boost-alpha", type=float, help="boost weight (default: [boost] alpha); 0 turns boosting off")
     p.set_defaults(func=cmd_eval)
 
 
@@ -274,7 +280,9 @@ def cmd_eval(args) -> int:
     from asr_flywheel.flows import parity
     from asr_flywheel.flows.steps import evaluate
 
-    cfg = config_from(args)
+    cfg = config_from(args).replace("boost", alpha=args.boost_alpha)  # range-checked like the file's value
+    if args.boost_alpha is not None and not args.boost:
+        raise InputError("--boost-alpha needs --boost TERMS (a phrase file, or 'manifest')")
     if args.offline_hyps:
         parity.offline_rows(args.manifest, args.offline_hyps, cfg)  # bad hyps fail before transcribing
     res = evaluate(
@@ -287,6 +295,7 @@ def cmd_eval(args) -> int:
         cycle=args.cycle,
         scope=args.scope,
         progress=progress_bar("transcribing"),
+        boost=args.boost,
     )
     print("\n" + res.record.summary())
     print_paths(res.record.files)
