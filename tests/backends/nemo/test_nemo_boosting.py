@@ -30,7 +30,7 @@ def evaluate(manifest: Path, out: Path, *extra: str) -> dict:
 
 
 def test_boosting_the_manifest_terms_changes_hypotheses_toward_them_and_is_on_record(unseen_terms, tmp_path):
-    evaluate(unseen_terms, tmp_path / "plain")
+    plain = evaluate(unseen_terms, tmp_path / "plain")
     boosted = evaluate(unseen_terms, tmp_path / "boosted", "--boost", "manifest", "--boost-alpha", "3")
     assert "boost" not in plain and plain["ker"] == 1.0  # the base never heard these words
     assert boosted["ker"] < plain["ker"]
