@@ -159,6 +159,16 @@ class CycleDir:
         return self.path / "after"
 
     @property
+    def boost_dir(self) -> Path:
+        """The starting model scored with the manifest's terms boosted (`[cycle] boost`), and its decision."""
+        return self.path / "boosted"
+
+    @property
+    def after_boosted_dir(self) -> Path:
+        """The fine-tuned candidate scored with the boost list too (`[cycle] boost = "always"`)."""
+        return self.path / "after_boosted"
+
+    @property
     def record_path(self) -> Path:
         return self.path / "cycle.json"
 
@@ -291,7 +301,7 @@ class Workspace:
     def claims_dir(self) -> Path:
         return self.root / "claims"
 
-    def control_dir(self, model: str, control_version: str) -> Path:
+    def control_dir(self, model: str, control_version: str, boost_hash: str | None = None) -> Path:
         """Where `model`'s score on a control-manifest version is kept, shared by every cycle of the workspace: a
         champion's control score (the candidate's "after" of the cycle that kept it) is the next cycle's "before",
         never recomputed. The key includes the model file's size and mtime, so a model rewritten in place is
@@ -300,7 +310,8 @@ class Workspace:
 
         p = Path(model)
         stamp = f"{p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else "name"
-        key = hashlib.sha256(f"{p.resolve() if p.exists() else model}|{stamp}|{control_version}".encode())
+        boosted = f"|boost {boost_hash}" if boost_hash else ""  # the same weights decoding with a list: another score
+        key = hashlib.sha256(f"{p.resolve() if p.exists() else model}|{stamp}|{control_version}{boosted}".encode())
         return self.root / "control" / key.hexdigest()[:20]
 
     def take_turn(self, holder: str, *, wait: bool, report: Callable[[str], None], every_s: float = 30.0) -> Turn:

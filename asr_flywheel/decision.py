@@ -13,7 +13,7 @@ Relative change = (after − before) / before.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 
 from asr_flywheel.compare import ALL, CategoryDelta, Comparison, compare_samples
@@ -36,6 +36,9 @@ class Decision(StrEnum):
     PLATEAU = "PLATEAU"
     INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"
     REGRESSED = "REGRESSED"
+    #: The starting model decoding with the manifest's terms boosted met KEEP's bar on targeted held-out KER within
+    #: the control guard: the same weights ship with the boost list, without training (docs/design.md#boosting).
+    BOOST = "BOOST"
 
 
 @dataclass
@@ -65,7 +68,8 @@ class DecisionResult:
 
     @property
     def keep(self) -> bool:
-        return self.decision is Decision.KEEP
+        """A candidate worth promoting: a fine-tune that kept, or a boost list that did."""
+        return self.decision in (Decision.KEEP, Decision.BOOST)
 
     @property
     def paired(self) -> bool:
@@ -249,6 +253,25 @@ def decide(
         control=control.to_dict() if control else None,
     )
     return result, cmp
+
+
+def as_boosting(result: DecisionResult) -> DecisionResult:
+    """The decision table's verdict on the starting model decoding with the boost list, as the boost lever reads it:
+    KEEP's bar met (within the control guard, which the table has already applied) is BOOST; anything else says
+    boosting alone is not enough, and the cycle fine-tunes."""
+    if result.decision is Decision.KEEP:
+        return replace(result, decision=Decision.BOOST, reason=f"Boost without training: {result.reason}")
+    return replace(result, reason=f"Boosting alone is not enough ({result.decision}): {result.reason}")
+
+
+def prefer_boosted(plain_keep: bool, plain_ker: float | None, boosted_keep: bool, boosted_ker: float | None) -> bool:
+    """`[cycle] boost = "always"`: the fine-tuned candidate ships with the boost list when the table keeps it that
+    way and it beats the plain candidate (kept or not) on targeted held-out KER."""
+    if not boosted_keep:
+        return False
+    if not plain_keep or plain_ker is None:
+        return True
+    return boosted_ker is not None and boosted_ker < plain_ker
 
 
 def _ci_text(lo: float | None, hi: float | None) -> str:

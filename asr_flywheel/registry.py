@@ -43,6 +43,9 @@ class ModelRecord:
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     #: A human's verdict when approval is required: {"approved", "reviewer", "reason", "at"}.
     review: dict | None = None
+    #: The boost list this model decodes with (`BoostList.to_dict()`: hash, count, source, weights, phrases), when
+    #: the cycle kept it boosted (a BOOST, or a fine-tune that was better boosted); None: plain decoding.
+    boost: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelRecord:

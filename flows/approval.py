@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from prefect import get_run_logger
 
+from asr_flywheel.boost import BoostList
 from asr_flywheel.flows import artifacts, steps, tasks
 from asr_flywheel.flows.records import (
     DEPLOY_STAGE,
@@ -46,8 +47,15 @@ NOT_SERVED = "NOT_SERVED"
 SUPERSEDED = "SUPERSEDED"
 
 
-def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, registered: Registration) -> CycleOutcome:
-    """KEEP → [approval] → [deploy → parity] → promote; the champion changes only when every step succeeded."""
+def settle(
+    run: CycleRun,
+    trained: TrainRecord | None,
+    decision: DecisionRecord,
+    registered: Registration,
+    boost: BoostList | None = None,
+) -> CycleOutcome:
+    """KEEP or BOOST → [approval] → [deploy → parity] → promote; the champion changes only when every step
+    succeeded. `trained` is None for a BOOST (the starting model's weights with `boost`)."""
     n = run.cycle.number
     base = dict(status="complete", cycle=n, decision=decision.decision, model_id=registered.model_id)
     if not decision.keep:
@@ -61,10 +69,18 @@ def settle(run: CycleRun, trained: TrainRecord, decision: DecisionRecord, regist
     registry = Registry(run.ws.registry_dir)
     if not champion_unchanged(registry, run.start.parent):  # never ship an older lineage over a newer champion
         return superseded(run, base, registry)
-    deployed = deploy_candidate(run, trained) if run.deployer else None
+    if run.deployer and boost is not None:  # shipping a model with its boost list: not in the deployers yet
+        note = (
+            f"not deployed: the {run.deployer} deployer cannot ship a boost list yet, and shipping the model without "
+            f"it would serve other transcripts than the ones decided on; {serving_now(registry)}"
+        )
+        get_run_logger().warning("cycle %s: %s, not promoted: %s", run.cycle.number, NOT_SERVED, note)
+        return CycleOutcome(outcome=NOT_SERVED, note=note, **base)
+    # only a BOOST has no trained model, and it carries a boost list (refused above with a deployer)
+    deployed = deploy_candidate(run, trained) if run.deployer and trained is not None else None
     if deployed is not None and (not deployed.ok or not (deployed.served or run.cfg.deploy.promote_unserved)):
         return not_promoted(run, base, deployed, registry)
-    reason = f"KEEP in cycle {n}: {decision.reason}" + (f" ({base['review']})" if review else "")
+    reason = f"{decision.decision} in cycle {n}: {decision.reason}" + (f" ({base['review']})" if review else "")
     promoted = run.step(
         "promote",
         Promotion,

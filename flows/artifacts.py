@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 #: The two scored sets of a cycle, by the step that scored them.
 BASELINE, HELDOUT = "baseline", "heldout"
+#: The starting model with the boost list (held-out rows), and the candidate with it (`[cycle] boost`).
+BOOSTED, HELDOUT_BOOSTED = "boosted", "heldout-boosted"
+_SCOPES = {
+    BASELINE: "baseline, all rows",
+    HELDOUT: "re-score of the fine-tuned model, held-out rows",
+    BOOSTED: "the starting model with the manifest's terms boosted, held-out rows",
+    HELDOUT_BOOSTED: "the fine-tuned model with the manifest's terms boosted, held-out rows",
+}
 
 
 def _slug(raw: str) -> str:
@@ -66,7 +74,7 @@ def _round(x: float | None) -> float | None:
 def publish_score(label: CycleLabel, which: str, rec: ScoreRecord) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    scope = "baseline, all rows" if which == BASELINE else "re-score of the fine-tuned model, held-out rows"
+    scope = _SCOPES[which]
     create_markdown_artifact(
         key=label.key(which, "leaderboard"),
         markdown=rec.leaderboard_markdown,
@@ -114,12 +122,13 @@ def publish_gate(label: CycleLabel, rec: GateRecord) -> None:
     )
 
 
-def publish_decision(label: CycleLabel, rec: DecisionRecord) -> None:
+def publish_decision(label: CycleLabel, rec: DecisionRecord, which: str = "decision") -> None:
+    """The decision (`which`: "decision", or "boost-decision" for the boost lever's) and its per-category table."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(key=label.key("decision"), markdown=rec.markdown, description=f"Decision: {rec.decision}")
+    create_markdown_artifact(key=label.key(which), markdown=rec.markdown, description=f"Decision: {rec.decision}")
     create_table_artifact(
-        key=label.key("decision", "table"),
+        key=label.key(which, "table"),
         table=[
             {
                 "category": r["category"],

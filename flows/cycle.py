@@ -37,6 +37,7 @@ from prefect.runtime import flow_run as prefect_run
 from prefect.states import Cancelled, Completed
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostList
 from asr_flywheel.config import FlywheelConfig, load_config
 from asr_flywheel.control import ControlCheck
 from asr_flywheel.cycle import (
@@ -52,6 +53,7 @@ from asr_flywheel.cycle import (
 from asr_flywheel.errors import InputError
 from asr_flywheel.flows import artifacts, tasks
 from asr_flywheel.flows.approval import settle
+from asr_flywheel.flows.boosting import better_boosted, boosting, settle_boost
 from asr_flywheel.flows.records import (
     CycleOutcome,
     DecisionRecord,
@@ -64,6 +66,7 @@ from asr_flywheel.flows.records import (
 )
 from asr_flywheel.flows.runners import task_runner_from_env
 from asr_flywheel.flows.steps import release_models, require_model, trained_on, update_chart
+from asr_flywheel.flows.transcription import require_boosting
 from asr_flywheel.metrics_record import SCOPE_ALL, SCOPE_HELDOUT
 from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
@@ -72,6 +75,7 @@ from asr_flywheel.secrets import SECRET_ENV_VARS
 
 #: The control set's scope label, and the file caching a model's control score next to its scoring files.
 SCOPE_CONTROL = "control set (general English)"
+
 CONTROL_RECORD = "score_record.json"
 
 
@@ -224,6 +228,8 @@ def checked_start(cfg: FlywheelConfig, ws: Workspace, base_model: str, backend: 
     it (a mistyped key fails with its file and line, not after an hour of baseline scoring)."""
     proposed = Registry(ws.registry_dir).starting_point(base_model, backend)
     require_model(proposed.model)
+    if cfg.cycle.boost != "off":  # `[cycle] boost` needs a transcriber that can boost: refused before any scoring
+        require_boosting(proposed.model, proposed.backend)
     plugins = Plugins()
     entry = plugins.base_model(proposed.model)
     if entry is not None:
@@ -272,11 +278,14 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
         get_run_logger().info("gate: %s. %s", verdict.outcome, verdict.reason)
         return CycleOutcome("stopped-at-gate", n, verdict.outcome)
     held = run.step("split", SplitRecord, lambda: tasks.split(ref=run.ref, out_dir=str(c.split_dir), cfg=cfg))
+    trained_split = trained_on(held)
+    boosted = boosting(run, held, baseline, trained_split) if cfg.cycle.boost != "off" else None
+    if boosted is not None and boosted.keep and cfg.cycle.boost == "first":
+        return settle_boost(run, boosted)  # the cheap lever was enough: no training
     trained = run.step(
         "train", TrainRecord, lambda: tasks.train(cycle=c, start=start, cfg=cfg, run_name=label.run_name)
     )
     control = run.control(trained)
-    trained_split = trained_on(held)
     rescored = run.step(
         "rescore",
         ScoreRecord,
@@ -294,6 +303,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
         ),
     )
     artifacts.publish_score(label, artifacts.HELDOUT, rescored)
+    tried = [f"Boosting alone (starting model + the manifest's terms): {boosted.summary()}."] if boosted else []
     decision = run.step(
         "decide",
         DecisionRecord,
@@ -304,8 +314,12 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             cfg=cfg,
             history=run.ws.history("decision.json", exclude=c),
             control=control,
+            notes=tried,
         ),
     )
+    boost = None
+    if cfg.cycle.boost == "always":
+        decision, boost = better_boosted(run, trained, held, baseline, trained_split, decision, tried)
     artifacts.publish_decision(label, decision)
     run.seen["decision"] = decision
     run.chart()
@@ -319,11 +333,12 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
             start=start,
             manifest=run.ref,
             decision=decision,
+            boost=boost,
         ),
     )
     if run.turn is not None:  # a candidate waiting for approval must not hold up the next cycle
         run.turn.release()
-    return settle(run, trained, decision, registered)
+    return settle(run, trained, decision, registered, boost)
 
 
 @dataclass
@@ -381,8 +396,11 @@ class CycleRun:
         self.cycle.finish_step(name, record.to_dict())
         return record
 
-    def score(self, model: str, ref: ManifestRef, out, number: int, scope: str, **kw) -> ScoreRecord:
-        """Transcribe `ref`'s rows with `model` in shards on the flow's task runner, then score them."""
+    def score(
+        self, model: str, ref: ManifestRef, out, number: int, scope: str, boost: BoostList | None = None, **kw
+    ) -> ScoreRecord:
+        """Transcribe `ref`'s rows with `model` (decoding with `boost`, if given) in shards on the flow's task
+        runner, then score them."""
         cfg = self.cfg
         hyps = tasks.transcribe_sharded(
             model_ref=model,
@@ -391,9 +409,13 @@ class CycleRun:
             shard_size=cfg.cycle.shard_size,
             batch_size=cfg.cycle.batch_size,
             label=f"cycle {self.cycle.number} ({scope})",
+            boost=boost,
         )
         kw.setdefault("family", self.ref.path)
-        return tasks.score(out=str(out), ref=ref, hyps=hyps, model_ref=model, cfg=cfg, cycle=number, scope=scope, **kw)
+        ref_boost = boost.ref if boost is not None else None
+        return tasks.score(
+            out=str(out), ref=ref, hyps=hyps, model_ref=model, cfg=cfg, cycle=number, scope=scope, boost=ref_boost, **kw
+        )
 
     def control(self, trained: TrainRecord) -> ControlCheck | None:
         """The control-set guard (`[cycle] control_manifest`): general-English WER of the starting model and of
@@ -413,17 +435,17 @@ class CycleRun:
         self.seen["control"] = check
         return check
 
-    def control_score(self, model: str, ref: ManifestRef, number: int) -> ScoreRecord:
-        """`model`'s score on the control set, from the workspace's cache when an earlier cycle scored it (a
-        champion's control score was its own cycle's "after")."""
-        out = self.ws.control_dir(model, ref.version)
+    def control_score(self, model: str, ref: ManifestRef, number: int, boost: BoostList | None = None) -> ScoreRecord:
+        """`model`'s score on the control set (decoding with `boost`, if given), from the workspace's cache when an
+        earlier cycle scored it (a champion's control score was its own cycle's "after")."""
+        out = self.ws.control_dir(model, ref.version, boost.hash if boost is not None else None)
         cached = out / CONTROL_RECORD
         if cached.is_file():
             record = ScoreRecord.from_dict(fio.read_json(cached))
             if record.files_exist():
                 get_run_logger().info("control set: reusing the score of %s from %s", model, out)
                 return record
-        record = self.score(model, ref, out, number, SCOPE_CONTROL, family=ref.path)
+        record = self.score(model, ref, out, number, SCOPE_CONTROL, boost=boost, family=ref.path)
         fio.write_json(cached, record.to_dict())
         return record
 

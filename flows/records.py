@@ -142,10 +142,21 @@ class DecisionRecord(StepRecord):
     unseen: dict | None = None
     #: KER on rows of seen terms spoken by voices never trained on, reported apart.
     unseen_voices: dict | None = None
+    #: Targeted held-out KER before → after (what the decision compared).
+    ker_before: float | None = None
+    ker_after: float | None = None
 
     @property
     def markdown(self) -> str:
         return Path(self.decision_md).read_text()
+
+    def summary(self) -> str:
+        """`BOOST: targeted KER 0.950 → 0.400` and, when known, unseen-term KER before → after."""
+        text = f"{self.decision}: targeted KER {_f(self.ker_before)} → {_f(self.ker_after)}"
+        if self.unseen:
+            u = self.unseen["all"]
+            text += f"; unseen terms {_f(u['ker_before'])} → {_f(u['ker_after'])} (n={u['n']})"
+        return text
 
 
 @dataclass(frozen=True)

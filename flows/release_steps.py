@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostList
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import ManifestRef, StartingPoint, Workspace
 from asr_flywheel.flows.records import (
@@ -27,19 +28,21 @@ def register(
     *,
     registry_dir: str | Path,
     cycle: int,
-    trained: TrainRecord,
+    trained: TrainRecord | None,
     start: StartingPoint,
     manifest: ManifestRef,
     decision: DecisionRecord,
+    boost: BoostList | None = None,
 ) -> Registration:
-    """Enter a trained model in the registry as a candidate, with its lineage and the cycle's decision."""
+    """Enter a candidate in the registry, with its lineage and the cycle's decision: a trained model, or (a BOOST,
+    `trained` None) the starting model's own weights with the boost list."""
     from asr_flywheel.registry import Registry
 
-    run_info = fio.read_json(trained.run_info)
+    run_info = fio.read_json(trained.run_info) if trained is not None else {}
     reg = Registry(registry_dir)
     rec = reg.register(
-        path=trained.model,
-        backend=trained.backend,
+        path=trained.model if trained is not None else start.model,
+        backend=trained.backend if trained is not None else start.backend or "",
         base_model=start.model,
         parent=start.parent,
         manifest_version=manifest.version,
@@ -48,7 +51,8 @@ def register(
         hyperparameters=run_info.get("hyperparameters", {}),
         metrics=run_info.get("metrics", {}),
         decision=decision.decision,
-        architecture=trained.decoder,
+        architecture=trained.decoder if trained is not None else None,
+        boost=boost.to_dict() if boost is not None else None,
     )
     return Registration(model_id=rec.model_id, registry=str(reg.path), files=[str(reg.path)])
 

@@ -11,6 +11,7 @@ record (`flows.records`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from asr_flywheel import io as fio
@@ -151,11 +152,15 @@ def decide(
     targets: tuple[str, ...] | None = None,
     require_significance: bool | None = None,
     control: ControlCheck | None = None,
+    boosting: bool = False,
+    notes: Sequence[str] = (),
 ) -> DecisionRecord:
     """Apply the decision table to cycle N (before) vs N+1 (after, held-out rows); write decision.json/.md.
     The cycle number and manifest family are the ones recorded in the after metrics; `control` (the control-set
-    guard) makes a candidate that forgets general English REGRESSED."""
-    from asr_flywheel.decision import render_decision
+    guard) makes a candidate that forgets general English REGRESSED. With `boosting`, "after" is the starting model
+    decoding with the boost list, and KEEP's bar met reads BOOST (`decision.as_boosting`); `notes` are added to the
+    decision (e.g. what boosting alone reached, quoted in the fine-tune's decision)."""
+    from asr_flywheel.decision import as_boosting, render_decision
     from asr_flywheel.decision_files import decide_files
 
     result = decide_files(
@@ -167,6 +172,9 @@ def decide(
         require_significance=require_significance,
         control=control,
     )
+    if boosting:
+        result = as_boosting(result)
+    result.notes.extend(notes)
     out = Path(out_dir)
     path = fio.write_json(out / "decision.json", result.to_dict())
     md = fio.write_text(out / "decision.md", render_decision(result))
@@ -181,5 +189,7 @@ def decide(
         control=result.control,
         unseen=result.unseen,
         unseen_voices=result.unseen_voices,
+        ker_before=result.ker_before,
+        ker_after=result.ker_after,
         files=[str(path), str(md)],
     )

@@ -15,6 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 
+from asr_flywheel.boost import BoostList
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import CycleDir, ManifestRef, StartingPoint, version_to_cycle
 from asr_flywheel.errors import FlywheelError
@@ -57,14 +58,23 @@ def validate(*, manifest: str, cfg: FlywheelConfig, content_hash: str = "", rows
 
 
 @task(name="transcribe-shard", **RETRY)
-def transcribe_shard(*, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int) -> list[str]:
+def transcribe_shard(
+    *, model_ref: str, backend: str | None, audio_paths: list[str], batch_size: int, boost: BoostList | None = None
+) -> list[str]:
     return transcription.transcribe_shard(
-        model_ref=model_ref, backend=backend, audio_paths=audio_paths, batch_size=batch_size
+        model_ref=model_ref, backend=backend, audio_paths=audio_paths, batch_size=batch_size, boost=boost
     )
 
 
 def transcribe_sharded(
-    *, model_ref: str, backend: str | None, audio_paths: list[str], shard_size: int, batch_size: int, label: str
+    *,
+    model_ref: str,
+    backend: str | None,
+    audio_paths: list[str],
+    shard_size: int,
+    batch_size: int,
+    label: str,
+    boost: BoostList | None = None,
 ) -> list[str]:
     """Shard transcription into tasks on the flow's task runner (threads locally, Dask/Ray on a cluster).
     Called from the flow (not from a task) so the shards run on the flow's runner. The first shard runs alone and
@@ -74,7 +84,9 @@ def transcribe_sharded(
     progress = create_progress_artifact(progress=0.0, description=f"{label}: transcribing {len(audio_paths)} rows")
 
     def submit(shard: list[str]):
-        return transcribe_shard.submit(model_ref=model_ref, backend=backend, audio_paths=shard, batch_size=batch_size)
+        return transcribe_shard.submit(
+            model_ref=model_ref, backend=backend, audio_paths=shard, batch_size=batch_size, boost=boost
+        )
 
     hyps: list[str] = []
     futures = [submit(shards[0])] if shards else []

@@ -84,7 +84,12 @@ def boosted_load(transcriber: Transcriber):
 def check_boost(model_ref: str, backend: str | None, boost: BoostList | None) -> None:
     """Refuse a boost list for a model whose transcriber cannot boost, before any work (no model is loaded)."""
     if boost is not None:
-        boosted_load(Plugins().transcriber_for(model_ref, backend))
+        require_boosting(model_ref, backend)
+
+
+def require_boosting(model_ref: str, backend: str | None) -> None:
+    """`model_ref`'s transcriber can decode with a boost list (`[cycle] boost` checks this before any compute)."""
+    boosted_load(Plugins().transcriber_for(model_ref, backend))
 
 
 def release_models() -> None:
