@@ -69,14 +69,6 @@ def settle(
     registry = Registry(run.ws.registry_dir)
     if not champion_unchanged(registry, run.start.parent):  # never ship an older lineage over a newer champion
         return superseded(run, base, registry)
-    if run.deployer and boost is not None:  # shipping a model with its boost list: not in the deployers yet
-        note = (
-            f"not deployed: the {run.deployer} deployer cannot ship a boost list yet, and shipping the model without "
-            f"it would serve other transcripts than the ones decided on; {serving_now(registry)}"
-        )
-        get_run_logger().warning("cycle %s: %s, not promoted: %s", run.cycle.number, NOT_SERVED, note)
-        return CycleOutcome(outcome=NOT_SERVED, note=note, **base)
-    # only a BOOST has no trained model, and it carries a boost list (refused above with a deployer)
     deployed = deploy_candidate(run, trained) if run.deployer and trained is not None else None
     if deployed is not None and (not deployed.ok or not (deployed.served or run.cfg.deploy.promote_unserved)):
         return not_promoted(run, base, deployed, registry)
@@ -99,20 +91,27 @@ def settle(
     )
 
 
-def deploy_candidate(run: CycleRun, trained: TrainRecord) -> DeployStepRecord:
-    """Ship the candidate and check served parity on the held-out rows; the record and parity table go on the
-    run page whatever the result."""
+def deploy_candidate(run: CycleRun, trained: TrainRecord | None, boost: BoostList | None) -> DeployStepRecord:
+    """Ship the candidate (a trained model, or for a BOOST the starting model, with its boost list if any) and check
+    served parity on the held-out rows against the offline transcripts of that same candidate; the record and
+    parity table go on the run page whatever the result."""
+    c = run.cycle
+    if trained is None:  # BOOST: the starting model's weights, scored boosted in boosted/
+        model, offline = run.start.model, c.boost_dir / OFFLINE_HYPS
+    else:
+        model, offline = trained.model, (c.after_boosted_dir if boost is not None else c.after_dir) / OFFLINE_HYPS
     deployed = run.step(
         "deploy",
         DeployStepRecord,
         lambda: tasks.deploy(
-            model_path=trained.model,
+            model_path=model,
             deployer=run.deployer,
             cfg=run.cfg,
-            out_dir=str(run.cycle.path),
+            out_dir=str(c.path),
             registry_dir=str(run.ws.registry_dir),
-            validation_manifest=str(run.cycle.split_dir / VALIDATION_FILE),
-            offline_hyps=str(run.cycle.after_dir / OFFLINE_HYPS),
+            validation_manifest=str(c.split_dir / VALIDATION_FILE),
+            offline_hyps=str(offline),
+            boost=boost,
         ),
     )
     artifacts.publish_deploy(run.the_label, deployed)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.boost import BoostList
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.flows.parity import ParityReport, check_parity, offline_rows
@@ -93,6 +94,7 @@ def deploy_and_verify(
     out_dir: str | Path,
     deployer: str | None = None,
     registry_dir: str | Path | None = None,
+    boost: BoostList | None = None,
     **overrides,
 ) -> DeployOutcome:
     """Deploy → served parity on the validation rows → (roll back on failure). Never raises for a failed deploy
@@ -104,6 +106,10 @@ def deploy_and_verify(
     out = Path(out_dir)
     registry = Path(registry_dir) if registry_dir else Path(cfg.workspace) / "registry"
     options = plugin.check_target(cfg, **overrides)
+    if boost is not None:  # a version is the model plus its list: a deployer that drops the list is refused
+        if not getattr(plugin, "ships_boost_lists", False):
+            raise InputError(f"the {name} deployer cannot ship a boost list (no ships_boost_lists; docs/plugins.md)")
+        options["boost"] = boost
     decoder, backend = model_decoder(str(model_path))  # a missing or unrecognised model is bad input
     if validation_manifest is not None and offline_hyps is not None:
         offline_rows(validation_manifest, offline_hyps, cfg)  # so are parity rows that do not match their hyps

@@ -75,6 +75,7 @@ def deploy(
     registry_dir: str | Path,
     validation_manifest: str | None = None,
     offline_hyps: str | None = None,
+    boost: BoostList | None = None,
 ) -> DeployStepRecord:
     """Ship a model with a deployer plugin and check served parity on the held-out rows (`flows.deploying`).
     A failed deploy or parity is a record with `ok=False` and the reason, not an exception: the cycle then keeps
@@ -89,6 +90,7 @@ def deploy(
         out_dir=Path(out_dir) / "deploy",
         deployer=deployer,
         registry_dir=registry_dir,
+        boost=boost,
     )
     failed = None
     if not outcome.ok:

@@ -66,6 +66,9 @@ class RivaPlan:
     decoder_type: str
     commands: dict[str, str] = field(default_factory=dict)
     secrets_from_environment: tuple[str, ...] = SECRET_ENV
+    #: Riva boosts words at request time: the words and score every client sends (`riva://...?boost=` scoring,
+    #: `riva.client.add_word_boosting_to_config`); None when the model decodes plain.
+    boost: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

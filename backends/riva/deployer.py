@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from asr_flywheel.boost import BoostList
 from asr_flywheel.errors import InputError, Problem
 from asr_flywheel.plugins.contracts import Decoder, DeployRecord, ServedVersions
 
 NOT_SUPPORTED = "not supported: Riva deploys are run by riva_deploy.sh on the target host"
+
+
+def word_boosting(boost: BoostList) -> dict:
+    """Riva's request-time word boosting for a boost list: the words and one score (the list's alpha; Riva's
+    documented range for boosted words is about 20 to 100 for a strong push, so set `[boost] alpha` for Riva on a
+    development manifest like any weight), with the list's hash so a record names which list it carries."""
+    return {"hash": boost.hash, "words": list(boost.phrases), "score": boost.weights.alpha}
 
 
 #: `[deploy.riva]`: the Riva deployer's own settings (the flags of the same names win).
@@ -16,6 +25,8 @@ SETTINGS = ("name", "grpc_port", "http_port")
 
 class RivaDeployer:
     name = "riva"
+    #: The record and the script carry the words; Riva boosts them per request.
+    ships_boost_lists = True
 
     def check_target(self, config=None, **options) -> dict:
         """name (default: the model file's stem), grpc_port, http_port: given options over `[deploy.riva]`.
@@ -70,6 +81,9 @@ class RivaDeployer:
         name = options.get("name") or Path(model_path).stem.replace(".", "-")
         ports = {k: int(options[k]) for k in ("grpc_port", "http_port") if options.get(k)}
         the_plan = commands.plan(model_path, name, arch, **ports)
+        boost = options.get("boost")
+        if boost is not None:  # word boosting is per request in Riva: the record and the script carry the words
+            the_plan = replace(the_plan, boost=word_boosting(boost))
         sh, record = script.write(the_plan, out_dir)
         return DeployRecord(
             deployer="riva",

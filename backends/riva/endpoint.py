@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from asr_flywheel.boost import BoostList
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.plugins.contracts import Decoder, LoadedModel, ProgressFn
 from asr_flywheel.secrets import get_secret
@@ -53,11 +54,12 @@ def metadata_args(endpoint: RivaEndpoint) -> list[list[str]]:
 class RivaEndpointModel:
     decoder = Decoder.CTC  # Riva does not report the acoustic model's decoder; unused by scoring
 
-    def __init__(self, ref: str, endpoint: RivaEndpoint):
+    def __init__(self, ref: str, endpoint: RivaEndpoint, boost: BoostList | None = None):
         import riva.client
 
         self.name = ref
         self.endpoint = endpoint
+        self.boost = boost
         auth = riva.client.Auth(
             ssl_root_cert=endpoint.ssl_cert,
             use_ssl=endpoint.use_ssl,
@@ -77,6 +79,8 @@ class RivaEndpointModel:
                 language_code=self.endpoint.language_code, max_alternatives=1, enable_automatic_punctuation=False
             )
             riva.client.add_audio_file_specs_to_config(config, str(path))
+            if self.boost is not None:  # Riva's request-time word boosting (SpeechContext phrases and boost)
+                riva.client.add_word_boosting_to_config(config, list(self.boost.phrases), self.boost.weights.alpha)
             try:
                 response = self.service.offline_recognize(Path(path).read_bytes(), config)
                 out.append(" ".join(r.alternatives[0].transcript.strip() for r in response.results if r.alternatives))
@@ -99,3 +103,7 @@ class RivaEndpointTranscriber:
 
     def load(self, model_ref: str) -> LoadedModel:
         return RivaEndpointModel(model_ref, parse(model_ref))
+
+    def load_boosted(self, model_ref: str, boost: BoostList) -> LoadedModel:
+        """Scoring through Riva with its word boosting: every request carries the list's words and score."""
+        return RivaEndpointModel(model_ref, parse(model_ref), boost)

@@ -14,6 +14,7 @@ _TEMPLATE = """#!/usr/bin/env bash
 # Usage: riva_deploy.sh [nim|classic]   (nim: riva-build NIM form + NIM container; classic: riva-build + riva-deploy)
 # Keys come from the environment when this runs: NGC_API_KEY (docker login, NIM) and, for hosted endpoints,
 # NVIDIA_API_KEY. No key is stored in this file.
+# {boost}
 set -euo pipefail
 MODE="${{1:-nim}}"
 : "${{NGC_API_KEY:?export NGC_API_KEY first (never written into this script)}}"
@@ -64,6 +65,12 @@ def render(plan: RivaPlan) -> str:
         riva_build_nim=q(c["riva_build_nim"]),
         nim_run=c["nim_run"],
         health=c["health"],
+        boost=(
+            f"Word boosting (per request): {len(plan.boost['words'])} word(s), score {plan.boost['score']:g}, list "
+            f'{plan.boost["hash"]}; clients send them (riva_deploy.json "boost").'
+            if plan.boost
+            else "No word boosting: the model decodes plain."
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr_flywheel.backends.triton import repository as repo_mod
 from asr_flywheel.backends.triton.client import CONTROL_TIMEOUT_S, Endpoint, connect, parse_host_port
+from asr_flywheel.boost import BoostList
 from asr_flywheel.errors import FlywheelError, InputError
 from asr_flywheel.plugins.contracts import Decoder, DeployRecord
 
@@ -106,9 +107,11 @@ def deploy_version(
     backend: str,
     decoder: Decoder,
     batch_size: int = 8,
+    boost: BoostList | None = None,
     **serving: int | str | None,
 ) -> DeployRecord:
-    """Write version N+1 of `target.name`, load it and report only once it is ready."""
+    """Write version N+1 of `target.name` (the model and, if given, the boost list it decodes with), load it and
+    report only once it is ready."""
     path = Path(model_path)
     if not path.exists():
         raise InputError(f"model not found: {path}")
@@ -117,7 +120,13 @@ def deploy_version(
     opts = _options(mdir, serving)
     previous = repo_mod.read_state(mdir).served
     _require_live(target, previous)
-    info = repo_mod.add_version(target.repo, target.name, path, backend, str(decoder), batch_size)
+    if boost is not None:  # the served model.py loads it with the transcriber's load_boosted: refuse one without
+        from asr_flywheel.plugins.manager import Plugins
+
+        if not callable(getattr(Plugins().transcriber_for(str(path), backend), "load_boosted", None)):
+            raise InputError(f"transcriber {backend!r} cannot boost phrases: {path} cannot be served with a boost list")
+    listed = boost.to_dict() if boost is not None else None
+    info = repo_mod.add_version(target.repo, target.name, path, backend, str(decoder), batch_size, listed)
     seconds = _activate(target, info, opts, "deploy")
     return _record(target, info, previous, seconds, "deploy")
 
@@ -153,5 +162,6 @@ def _record(target: TritonTarget, info, previous: int | None, seconds: float, ac
             "backend": info.backend,
             "decoder": info.decoder,
             "load_seconds": round(seconds, 2),
+            "boost": None if info.boost is None else {k: info.boost[k] for k in ("hash", "count", "source")},
         },
     )

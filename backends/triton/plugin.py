@@ -39,6 +39,8 @@ def _local(info) -> LocalServer:
 
 class TritonDeployer:
     name = "triton"
+    #: A version is the model plus its boost list (`flywheel_version.json`); model.py decodes with it.
+    ships_boost_lists = True
 
     def check_target(self, config=None, **options) -> dict:
         """repo, url (HOST:PORT of the server's HTTP or gRPC port), name, protocol ("http"/"grpc"): given options

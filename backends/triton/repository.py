@@ -32,6 +32,9 @@ class VersionInfo:
     source: str
     batch_size: int = 8
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    #: The boost list this version decodes with (`BoostList.to_dict()`), None for plain decoding: a version is
+    #: the model plus its list, so a rollback restores the list too.
+    boost: dict | None = None
 
 
 @dataclass
@@ -119,13 +122,15 @@ def model_py_source() -> str:
     return resources.files("asr_flywheel.backends.triton").joinpath("served_model.py").read_text()
 
 
-def add_version(repo: Path, name: str, model_path: Path, backend: str, decoder: str, batch_size: int) -> VersionInfo:
-    """Copy the model and model.py into version N+1 (staged, then renamed into place)."""
+def add_version(
+    repo: Path, name: str, model_path: Path, backend: str, decoder: str, batch_size: int, boost: dict | None = None
+) -> VersionInfo:
+    """Copy the model, its boost list and model.py into version N+1 (staged, then renamed into place)."""
     mdir = model_dir(repo, name)
     existing = versions(mdir)
     number = (existing[-1] if existing else 0) + 1
     artifact = "model" if model_path.is_dir() else "model" + "".join(model_path.suffixes[-1:])
-    info = VersionInfo(number, artifact, backend, decoder, str(model_path.resolve()), batch_size)
+    info = VersionInfo(number, artifact, backend, decoder, str(model_path.resolve()), batch_size, boost=boost)
     staging = Path(repo) / ".serve" / "staging" / f"{name}-{number}-{time.time_ns()}"
     staging.mkdir(parents=True)
     try:

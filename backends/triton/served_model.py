@@ -37,7 +37,12 @@ class TritonPythonModel:
         meta = json.loads((version_dir / "flywheel_version.json").read_text())
         self.model_ref = str(version_dir / meta["artifact"])
         transcriber = Plugins().transcriber_for(self.model_ref, meta.get("backend") or None)
-        self.model = transcriber.load(self.model_ref)
+        if meta.get("boost"):  # the version's boost list, decoded exactly as the offline path decodes it
+            from asr_flywheel.boost import BoostList
+
+            self.model = transcriber.load_boosted(self.model_ref, BoostList.from_dict(meta["boost"]))
+        else:
+            self.model = transcriber.load(self.model_ref)
         self.batch_size = int(meta.get("batch_size", 8))
         self.tmp = Path(tempfile.mkdtemp(prefix="flywheel-triton-"))
         self.counter = 0

@@ -76,3 +76,16 @@ def test_bad_ports_and_triton_only_options_are_refused_before_anything_is_writte
         )
     assert "--grpc-port: must be a port number" in str(err.value) and "--url: not used" in str(err.value)
     assert not (tmp_path / "riva_deploy.sh").exists()
+
+
+def test_the_boosted_words_are_in_the_record_and_the_script_of_a_boosted_model(nemo_tiny_models, tmp_path):
+    from asr_flywheel.boost import BoostList
+    from asr_flywheel.config import BoostConfig
+
+    boost = BoostList(("cefazolin", "metoprolol tartrate"), BoostConfig(alpha=20.0), "terms.txt")
+    RivaDeployer().deploy(str(nemo_tiny_models["ctc"]), decoder=Decoder.CTC, out_dir=tmp_path, name="b", boost=boost)
+    plan = json.loads((tmp_path / "riva_deploy.json").read_text())
+    assert plan["boost"] == {"hash": boost.hash, "words": ["cefazolin", "metoprolol tartrate"], "score": 20.0}
+    script = (tmp_path / "riva_deploy.sh").read_text()
+    assert f"2 word(s), score 20, list {boost.hash}" in script
+    assert subprocess.run(["bash", "-n", str(tmp_path / "riva_deploy.sh")]).returncode == 0

@@ -33,7 +33,8 @@ def start_riva(answers: dict[str, str], credentials=None):
 
     class Riva(rasr_grpc.RivaSpeechRecognitionServicer):
         def Recognize(self, request, context):
-            seen.append(dict(context.invocation_metadata()))
+            contexts = [(list(c.phrases), c.boost) for c in request.config.speech_contexts]
+            seen.append({**dict(context.invocation_metadata()), "speech_contexts": contexts})
             text = answers.get(hashlib.sha1(request.audio).hexdigest())
             if text is None:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown audio")
@@ -135,3 +136,19 @@ def test_api_keys_in_the_url_are_refused(clinical_manifest, tmp_path):
 
     with pytest.raises(InputError, match="export NVIDIA_API_KEY"):
         steps.evaluate(clinical_manifest, "riva://127.0.0.1:1?authorization=Bearer+x", tmp_path / "eval")
+
+
+def test_a_boosted_eval_sends_the_words_as_riva_word_boosting(clinical_manifest, tmp_path):
+    from asr_flywheel.config import FlywheelConfig
+
+    server, port, seen = start_riva(answers_for(clinical_manifest))
+    cfg = FlywheelConfig().replace("boost", alpha=20.0)
+    try:
+        res = steps.evaluate(
+            clinical_manifest, f"riva://127.0.0.1:{port}", tmp_path / "eval", config=cfg, boost="manifest"
+        )
+    finally:
+        server.stop(None)
+    terms = list(dict.fromkeys(r["term"] for r in rows(clinical_manifest)))
+    assert len(seen) == 8 and all(m["speech_contexts"] == [(terms, 20.0)] for m in seen)
+    assert res.report.metrics.boost is not None and res.report.metrics.boost.count == len(terms)
