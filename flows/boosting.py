@@ -50,23 +50,13 @@ def boost_list(run: CycleRun) -> BoostList:
 def boosting(run: CycleRun, held: SplitRecord, baseline: ScoreRecord, split: SplitInfo) -> DecisionRecord:
     """The cheap lever: the starting model decoding with the manifest's terms boosted, scored on the held-out
     rows and the control set, through the same decision table (KEEP's bar met reads BOOST)."""
-    c, n = run.cycle, run.cycle.number
+    c = run.cycle
     control = boosted_control(run, run.start.model, "control_boosted")
     boosted = run.step(
         "boost_score",
         ScoreRecord,
-        lambda: run.score(
-            run.start.model,
-            held.held_out,
-            c.boost_dir,
-            n + 1,
-            SCOPE_BOOSTED,
-            boost=boost_list(run),
-            before_metrics=baseline.metrics,
-            seen_terms=split.seen_terms,
-            train_audio=split.train_audio,
-            seen_voices=split.seen_voices,
-            control=control,
+        lambda: run.score_heldout(
+            run.start.model, held, c.boost_dir, SCOPE_BOOSTED, baseline, split, control, boost_list(run)
         ),
     )
     artifacts.publish_score(run.the_label, artifacts.BOOSTED, boosted)
@@ -121,23 +111,13 @@ def better_boosted(
 ) -> tuple[DecisionRecord, BoostList | None]:
     """`[cycle] boost = "always"`: the candidate scored with the boost list too; the decision names the better
     of fine-tuned and fine-tuned + boosted (the lower targeted held-out KER among those the table keeps)."""
-    c, n = run.cycle, run.cycle.number
+    c = run.cycle
     control = boosted_control(run, trained.model, "control_after_boosted")
     boosted = run.step(
         "rescore_boosted",
         ScoreRecord,
-        lambda: run.score(
-            trained.model,
-            held.held_out,
-            c.after_boosted_dir,
-            n + 1,
-            SCOPE_HELDOUT_BOOSTED,
-            boost=boost_list(run),
-            before_metrics=baseline.metrics,
-            seen_terms=split.seen_terms,
-            train_audio=split.train_audio,
-            seen_voices=split.seen_voices,
-            control=control,
+        lambda: run.score_heldout(
+            trained.model, held, c.after_boosted_dir, SCOPE_HELDOUT_BOOSTED, baseline, split, control, boost_list(run)
         ),
     )
     artifacts.publish_score(run.the_label, artifacts.HELDOUT_BOOSTED, boosted)

@@ -72,6 +72,7 @@ from asr_flywheel.plugins.catalogue import check_sft_request
 from asr_flywheel.plugins.manager import Plugins, check_hyperparameters
 from asr_flywheel.registry import Registry
 from asr_flywheel.secrets import SECRET_ENV_VARS
+from asr_flywheel.split import SplitInfo
 
 #: The control set's scope label, and the file caching a model's control score next to its scoring files.
 SCOPE_CONTROL = "control set (general English)"
@@ -289,18 +290,7 @@ def run_cycle(run: CycleRun) -> CycleOutcome:
     rescored = run.step(
         "rescore",
         ScoreRecord,
-        lambda: run.score(
-            trained.model,
-            held.held_out,
-            c.after_dir,
-            n + 1,
-            SCOPE_HELDOUT,
-            before_metrics=baseline.metrics,
-            seen_terms=trained_split.seen_terms,
-            train_audio=trained_split.train_audio,
-            seen_voices=trained_split.seen_voices,
-            control=control,
-        ),
+        lambda: run.score_heldout(trained.model, held, c.after_dir, SCOPE_HELDOUT, baseline, trained_split, control),
     )
     artifacts.publish_score(label, artifacts.HELDOUT, rescored)
     tried = [f"Boosting alone (starting model + the manifest's terms): {boosted.summary()}."] if boosted else []
@@ -415,6 +405,33 @@ class CycleRun:
         ref_boost = boost.ref if boost is not None else None
         return tasks.score(
             out=str(out), ref=ref, hyps=hyps, model_ref=model, cfg=cfg, cycle=number, scope=scope, boost=ref_boost, **kw
+        )
+
+    def score_heldout(
+        self,
+        model: str,
+        held: SplitRecord,
+        out: Path,
+        scope: str,
+        baseline: ScoreRecord,
+        split: SplitInfo,
+        control: ControlCheck | None,
+        boost: BoostList | None = None,
+    ) -> ScoreRecord:
+        """`model` (with `boost`, if given) on the held-out rows, compared with the baseline, seen and unseen terms
+        and voices apart, the control guard in its leaderboard: the re-score, and the boost lever's scorings."""
+        return self.score(
+            model,
+            held.held_out,
+            out,
+            self.cycle.number + 1,
+            scope,
+            boost=boost,
+            before_metrics=baseline.metrics,
+            seen_terms=split.seen_terms,
+            train_audio=split.train_audio,
+            seen_voices=split.seen_voices,
+            control=control,
         )
 
     def control(self, trained: TrainRecord) -> ControlCheck | None:

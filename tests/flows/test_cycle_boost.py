@@ -18,27 +18,21 @@ from cycle_runs import force_keep, run_cycle
 
 from asr_flywheel.flows.cli import main
 from asr_flywheel.registry import Registry
-from helpers import write_tiny_cycle_config
+from helpers import DEMO_BASE, build_new_terms, write_tiny_cycle_config
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-BASE = ROOT / "examples" / "demo" / "base" / "base.nemo"
 
 
 @pytest.fixture(scope="module")
 def new_terms(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("boost-cycle") / "manifest.jsonl"
-    args = ["build", str(ROOT / "examples" / "demo" / "new_terms.csv"), "--out", str(out)]
-    assert main([*args, "--voices", "en-us,en-gb,en-us+f3", "--rows-per-term", "4", "--no-judge"]) == 0
-    return out
+    return build_new_terms(tmp_path_factory.mktemp("boost-cycle") / "manifest.jsonl", "en-us,en-gb,en-us+f3", 4)
 
 
 def config(tmp_path: Path, alpha: float) -> Path:
     return write_tiny_cycle_config(
         tmp_path / "flywheel.toml",
         tmp_path / "workspace",
-        BASE,
+        DEMO_BASE,
         epochs=1,
         cycle={"boost": "first"},
         boost={"alpha": alpha},
@@ -58,7 +52,7 @@ def test_boosting_that_meets_keep_s_bar_is_a_boost_without_training(prefect_serv
     assert boosted["boost"]["count"] == 8 and boosted["boost"]["weights"]["alpha"] == 3.0
     assert "ker_by_seen" in boosted  # unseen-term KER with boosting is reported apart
     champion = Registry(tmp_path / "workspace" / "registry").champion()
-    assert champion is not None and champion.path == str(BASE) and champion.decision == "BOOST"
+    assert champion is not None and champion.path == str(DEMO_BASE) and champion.decision == "BOOST"
     assert champion.boost["hash"] == boosted["boost"]["hash"] and "heparin" in champion.boost["phrases"]
 
 

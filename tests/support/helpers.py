@@ -166,3 +166,19 @@ def wait_until(predicate, proc: subprocess.Popen, log: Path, timeout: float = 30
         time.sleep(poll)
     proc.kill()
     raise AssertionError(f"timed out:\n{log.read_text()[-3000:]}")
+
+
+#: The committed demo base (a real tiny NeMo CTC model trained here on general English) and the demo's cycle-2
+#: terms, which it never heard: the boosting tests' model and words.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_BASE = REPO_ROOT / "examples" / "demo" / "base" / "base.nemo"
+DEMO_NEW_TERMS = REPO_ROOT / "examples" / "demo" / "new_terms.csv"
+
+
+def build_new_terms(out: Path, voices: str, rows_per_term: int) -> Path:
+    """A manifest of the demo's cycle-2 terms in espeak-ng voices like the base's, built with `flywheel build`."""
+    from asr_flywheel.flows.cli import main
+
+    args = ["build", str(DEMO_NEW_TERMS), "--out", str(out), "--voices", voices]
+    assert main([*args, "--rows-per-term", str(rows_per_term), "--no-judge"]) == 0
+    return out

@@ -10,22 +10,16 @@ from pathlib import Path
 import pytest
 
 from asr_flywheel.flows.cli import main
-
-BASE = Path(__file__).resolve().parents[3] / "examples" / "demo" / "base" / "base.nemo"
-NEW_TERMS = Path(__file__).resolve().parents[3] / "examples" / "demo" / "new_terms.csv"
+from helpers import DEMO_BASE, build_new_terms
 
 
 @pytest.fixture(scope="module")
 def unseen_terms(tmp_path_factory) -> Path:
-    """Rows of the demo's cycle-2 terms (never in the base's training text), in espeak voices like the base's."""
-    out = tmp_path_factory.mktemp("boost") / "manifest.jsonl"
-    args = ["build", str(NEW_TERMS), "--out", str(out), "--voices", "en-us,en-gb", "--rows-per-term", "2"]
-    assert main([*args, "--no-judge"]) == 0
-    return out
+    return build_new_terms(tmp_path_factory.mktemp("boost") / "manifest.jsonl", "en-us,en-gb", 2)
 
 
 def evaluate(manifest: Path, out: Path, *extra: str) -> dict:
-    assert main(["eval", str(manifest), "--model", str(BASE), "--out", str(out), *extra]) == 0
+    assert main(["eval", str(manifest), "--model", str(DEMO_BASE), "--out", str(out), *extra]) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -88,5 +82,5 @@ def test_a_transcriber_that_cannot_boost_is_refused_by_name_before_any_work(unse
     ],
 )
 def test_bad_boost_arguments_exit_2_naming_the_field(unseen_terms, tmp_path, capsys, extra, why):
-    code = main(["eval", str(unseen_terms), "--model", str(BASE), "--out", str(tmp_path / "o"), *extra])
+    code = main(["eval", str(unseen_terms), "--model", str(DEMO_BASE), "--out", str(tmp_path / "o"), *extra])
     assert code == 2 and why in capsys.readouterr().err

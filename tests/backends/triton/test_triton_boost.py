@@ -13,22 +13,16 @@ import pytest
 from asr_flywheel.boost import boost_list, manifest_terms
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.flows import steps
-from asr_flywheel.flows.cli import main
 from asr_flywheel.flows.deploying import deploy_and_verify, rollback_model
 from asr_flywheel.validation import load_manifest
+from helpers import DEMO_BASE, build_new_terms
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[3]
-BASE = ROOT / "examples" / "demo" / "base" / "base.nemo"
 
 
 @pytest.fixture(scope="module")
 def new_terms(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("served-boost") / "manifest.jsonl"
-    args = ["build", str(ROOT / "examples" / "demo" / "new_terms.csv"), "--out", str(out)]
-    assert main([*args, "--voices", "en-us", "--rows-per-term", "2", "--no-judge"]) == 0
-    return out
+    return build_new_terms(tmp_path_factory.mktemp("served-boost") / "manifest.jsonl", "en-us", 2)
 
 
 def hyps(path: Path) -> list[str]:
@@ -38,20 +32,26 @@ def hyps(path: Path) -> list[str]:
 def test_served_parity_holds_with_a_boost_list_and_rollback_restores_the_list(triton, new_terms, tmp_path):
     cfg = FlywheelConfig(workspace=str(tmp_path / "ws")).replace("boost", alpha=3.0)
     cfg = cfg.replace("deploy", repo=triton.repo, url=triton.http_url, model_name="boosted", concurrency=4)
-    boosted = steps.evaluate(new_terms, str(BASE), tmp_path / "offline-boosted", config=cfg, boost="manifest")
-    plain = steps.evaluate(new_terms, str(BASE), tmp_path / "offline-plain", config=cfg)
+    boosted = steps.evaluate(new_terms, str(DEMO_BASE), tmp_path / "offline-boosted", config=cfg, boost="manifest")
+    plain = steps.evaluate(new_terms, str(DEMO_BASE), tmp_path / "offline-plain", config=cfg)
     assert hyps(boosted.paths["offline_hyps"]) != hyps(plain.paths["offline_hyps"])  # the list changes transcripts
     boost = boost_list(manifest_terms(load_manifest(new_terms).column("term")), cfg.boost, "terms")
 
     v1 = deploy_and_verify(
-        BASE, new_terms, boosted.paths["offline_hyps"], cfg, out_dir=tmp_path / "d1", deployer="triton", boost=boost
+        DEMO_BASE,
+        new_terms,
+        boosted.paths["offline_hyps"],
+        cfg,
+        out_dir=tmp_path / "d1",
+        deployer="triton",
+        boost=boost,
     )
     assert v1.ok and v1.parity.ok, v1.reason
     version = json.loads((Path(triton.repo) / "boosted" / "1" / "flywheel_version.json").read_text())
     assert version["boost"]["hash"] == boost.hash and v1.record["details"]["boost"]["hash"] == boost.hash
 
     v2 = deploy_and_verify(
-        BASE, new_terms, plain.paths["offline_hyps"], cfg, out_dir=tmp_path / "d2", deployer="triton"
+        DEMO_BASE, new_terms, plain.paths["offline_hyps"], cfg, out_dir=tmp_path / "d2", deployer="triton"
     )
     assert v2.ok and v2.parity.ok and v2.version == "2", v2.reason
 
@@ -77,4 +77,4 @@ def test_a_deployer_that_cannot_ship_a_list_is_refused_before_anything_ships(new
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Plugins, "deployers", lambda self: deployers)
         with pytest.raises(InputError, match="the plain deployer cannot ship a boost list"):
-            deploy_and_verify(BASE, None, None, cfg, out_dir=tmp_path / "d", deployer="plain", boost=boost)
+            deploy_and_verify(DEMO_BASE, None, None, cfg, out_dir=tmp_path / "d", deployer="plain", boost=boost)
