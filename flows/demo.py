@@ -55,6 +55,9 @@ class DemoProfile:
     hyperparameters: dict = field(default_factory=dict)
     #: Further overrides from cycle 2 on (the test only needs cycle 2 to start from the champion and decide).
     later_hyperparameters: dict = field(default_factory=dict)
+    #: Settings from cycle 2 on: cycle 2 brings new terms, so it tries the boost lever first (`[boost]` weights of
+    #: demo.toml); it fine-tunes only if boosting alone does not meet KEEP's bar within the control guard.
+    later_settings: dict = field(default_factory=lambda: {"cycle.boost": "first"})
     deploy: bool = True
     #: Leave tritonserver running after the demo (so the endpoint can be tried); tests stop it.
     keep_server: bool = True
@@ -159,6 +162,9 @@ def write_config(ws: Workspace, profile: DemoProfile, settings: dict, cycle: int
     data.setdefault("hyperparameters", {}).update(profile.hyperparameters)
     if cycle > 1:
         data["hyperparameters"].update(profile.later_hyperparameters)
+        for dotted, value in profile.later_settings.items():
+            section, key = dotted.split(".")
+            data.setdefault(section, {})[key] = value
     lines = [f"workspace = {_toml_value(str(ws.root))}"]
     for section, values in data.items():
         lines += [
@@ -231,7 +237,7 @@ def run_cycles(ws: Workspace, profile: DemoProfile, settings: dict) -> tuple[Pat
     for n, terms in enumerate((profile.terms, profile.new_terms), 1):
         print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
         build_clinical(manifest, terms, profile, cfg)
-        if n > 1 and profile.later_hyperparameters:
+        if n > 1 and (profile.later_hyperparameters or profile.later_settings):
             cfg_path = write_config(ws, profile, settings, cycle=n)
         print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
         outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))

@@ -36,6 +36,8 @@ class CycleReport:
     #: The starting model's WER on the words around the terms of the scored clinical rows.
     carrier: NonTermWer | None
     heldout: HeldoutSize | None
+    #: The boost lever's decision (the starting model with the manifest's terms boosted), when the cycle tried it.
+    boost: DecisionResult | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def cycle_report(ws: Workspace, outcome: CycleOutcome, priority: tuple[str, ...]
     decision = d.path / "decision.json"
     per_sample = d.baseline_dir / "per_sample.jsonl"
     validation = d.split_dir / "validation.jsonl"
+    boost = d.boost_dir / "decision.json"
     return CycleReport(
         outcome=outcome,
         path=d.path,
@@ -59,6 +62,7 @@ def cycle_report(ws: Workspace, outcome: CycleOutcome, priority: tuple[str, ...]
         decision=DecisionResult.from_dict(fio.read_json(decision)) if decision.is_file() else None,
         carrier=_carrier_wer(per_sample) if per_sample.is_file() else None,
         heldout=_heldout_size(validation, priority) if validation.is_file() else None,
+        boost=DecisionResult.from_dict(fio.read_json(boost)) if boost.is_file() else None,
     )
 
 
@@ -75,7 +79,8 @@ def _heldout_size(validation: Path, priority: tuple[str, ...]) -> HeldoutSize:
 def print_cycle(report: CycleReport) -> None:
     print("\n" + RULE)
     root = report.path.parents[1]
-    for name in ("baseline/leaderboard_cycle*.md", "gate.md", "after/leaderboard_cycle*.md", "decision.md"):
+    boards = ("baseline/leaderboard_cycle*.md", "gate.md", "boosted/leaderboard_cycle*.md", "boosted/decision.md")
+    for name in (*boards, "after/leaderboard_cycle*.md", "decision.md"):
         for p in sorted(report.path.glob(name)):
             text = p.read_text()
             if "leaderboard" in p.name:  # headline and categories; the full board is in the file
@@ -106,33 +111,34 @@ def print_numbers(summary: DemoSummary) -> None:
             target = f"; target for the base >= {MIN_BASE_PRIORITY_KER}: " if first else ""
             target += _verdict(pk >= MIN_BASE_PRIORITY_KER) if first else ""
             print(f"  cycle {n}: gate {c.gate.outcome}, priority KER {pk:.3f} (n={c.gate.priority_n}){target}")
-        if c.decision:
-            _print_decision(n, c.decision)
+        if c.boost:
+            _print_decision(f"cycle {n}, boosting alone (no training)", c.boost)
+        if c.decision and c.decision.decision != "BOOST":
+            _print_decision(f"cycle {n}", c.decision)
         served = " (deployed, served parity held)" if c.outcome.deployed else ""
         print(f"  cycle {n}: outcome {c.outcome.outcome}{served}")
 
 
-def _print_decision(n: int, d: DecisionResult) -> None:
+def _print_decision(who: str, d: DecisionResult) -> None:
     ci = "" if d.ci_low is None or d.ci_high is None else f", 95% CI of the change {d.ci_low:+.3f} to {d.ci_high:+.3f}"
     print(
-        f"  cycle {n}: held-out priority KER {d.ker_before:.3f} → {d.ker_after:.3f} "
-        f"(n={d.n_targeted}{ci}) → {d.decision}"
+        f"  {who}: held-out priority KER {d.ker_before:.3f} → {d.ker_after:.3f} (n={d.n_targeted}{ci}) → {d.decision}"
     )
     unseen = (d.unseen or {}).get("all")
     if unseen:
-        print(f"  cycle {n}: unseen-term KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} (n={unseen['n']})")
+        print(f"  {who}: unseen-term KER {unseen['ker_before']:.3f} → {unseen['ker_after']:.3f} (n={unseen['n']})")
     voices = (d.unseen_voices or {}).get("all")
     if voices:
-        print(f"  cycle {n}: unseen-voice KER {voices['ker_before']:.3f} → {voices['ker_after']:.3f} (n={voices['n']})")
+        print(f"  {who}: unseen-voice KER {voices['ker_before']:.3f} → {voices['ker_after']:.3f} (n={voices['n']})")
     control = d.control_check
     if control:
         rise = "n/a" if control.rise is None else f"{control.rise:+.1%}"
         print(
-            f"  cycle {n}: control WER {control.wer_before:.3f} → {control.wer_after:.3f} "
+            f"  {who}: control WER {control.wer_before:.3f} → {control.wer_after:.3f} "
             f"({rise}, limit +{control.max_rise:.0%}, n={control.n})"
         )
     else:
-        print(f"  cycle {n}: control set: not evaluated")
+        print(f"  {who}: control set: not evaluated")
 
 
 def print_where(ws: Workspace, endpoint: str | None, server_running: bool, config: Path) -> None:

@@ -67,3 +67,15 @@ def test_cycle_two_starts_from_cycle_ones_champion(demo):
     assert second.start is not None and second.start.parent == first.outcome.model_id
     assert second.start.model != str(demo.base.model_path)
     assert second.outcome.outcome  # a decision (or a gate outcome) was reached
+
+
+def test_cycle_two_tries_boosting_first_and_decides_boost_or_finetune_on_its_numbers(demo):
+    second = demo.summary.cycles[1]
+    boost = second.boost
+    assert boost is not None and boost.control_check is not None  # the control guard ran with boosting on
+    steps = fio.read_json(second.path / "cycle.json")["steps"]
+    if boost.decision == "BOOST":
+        assert second.outcome.outcome == "BOOST" and "train" not in steps
+    else:
+        assert boost.reason.startswith("Boosting alone is not enough") and "train" in steps
+        assert any(n.startswith("Boosting alone") for n in second.decision.notes)
