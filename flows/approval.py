@@ -69,7 +69,7 @@ def settle(
     registry = Registry(run.ws.registry_dir)
     if not champion_unchanged(registry, run.start.parent):  # never ship an older lineage over a newer champion
         return superseded(run, base, registry)
-    deployed = deploy_candidate(run, trained) if run.deployer and trained is not None else None
+    deployed = deploy_candidate(run, trained, boost) if run.deployer else None
     if deployed is not None and (not deployed.ok or not (deployed.served or run.cfg.deploy.promote_unserved)):
         return not_promoted(run, base, deployed, registry)
     reason = f"{decision.decision} in cycle {n}: {decision.reason}" + (f" ({base['review']})" if review else "")
