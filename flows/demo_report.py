@@ -145,7 +145,7 @@ def print_where(ws: Workspace, endpoint: str | None, server_running: bool, confi
     print("\n" + RULE)
     print("Where everything is:")
     print(f"  leaderboards and decisions: {ws.root}/cycles/<n>/ (baseline/, after/, gate.md, decision.md)")
-    charts = sorted(ws.root.rglob("*.png"))
+    charts = sorted((ws.root / "charts").glob("*.png"))
     print(f"  chart: {charts[-1] if charts else '(none written)'}")
     print(f"  model registry: {ws.registry_dir}")
     if endpoint:
