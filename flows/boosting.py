@@ -95,6 +95,7 @@ def settle_boost(run: CycleRun, decision: DecisionRecord) -> CycleOutcome:
     )
     run.seen["decision"] = decision
     artifacts.publish_decision(run.the_label, decision)
+    run.chart()
     if run.turn is not None:
         run.turn.release()
     return settle(run, None, decision, registered, boost_list(run))

@@ -135,8 +135,9 @@ CHART_FILE = "ker_by_category.png"
 
 
 def update_chart(ws: Workspace, number: int) -> Path | None:
-    """Redraw KER per category across every scored cycle up to `number` (baseline and held-out points) into the
-    workspace and the cycle directory. None (with the reason logged) when matplotlib is not installed."""
+    """Redraw KER per category across every scored cycle up to `number` (baseline, the boost lever's held-out
+    scoring when tried, and the fine-tune's held-out points) into the workspace and the cycle directory. None
+    (with the reason logged) when matplotlib is not installed."""
     from asr_flywheel.chart import cycle_ker_from_metrics, write_ker_chart
     from asr_flywheel.metrics_record import load_metrics
 
@@ -144,7 +145,12 @@ def update_chart(ws: Workspace, number: int) -> Path | None:
     for c in ws.cycles():
         if c.number > number:
             break
-        for label, d in ((f"cycle {c.number} baseline", c.baseline_dir), (f"cycle {c.number} held-out", c.after_dir)):
+        scored = (
+            (f"cycle {c.number} baseline", c.baseline_dir),
+            (f"cycle {c.number} held-out, boosted", c.boost_dir),
+            (f"cycle {c.number} held-out", c.after_dir),
+        )
+        for label, d in scored:
             if (d / "metrics.json").is_file():
                 points.append(cycle_ker_from_metrics(label, load_metrics(d / "metrics.json")))
     if not points:
