@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="the same two cycles on fewer rows (8 per term, 450 replay rows, 1 epoch in cycle 2): about half the time",
+        help="the same two cycles on fewer rows and epochs (8 per term, 450 replay rows, 4 and 1 epochs)",
     )
     p.set_defaults(func=cmd_demo)
 
