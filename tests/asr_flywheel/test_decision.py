@@ -229,3 +229,35 @@ def test_decision_reports_unseen_voice_ker_apart():
     assert r.unseen_voices["all"]["n"] == 5 and r.unseen_voices["all"]["ker_after"] == 1.0
     assert any("Unseen voices" in n for n in r.notes)
     assert "Unseen voices (all categories): KER 1.000 → 1.000 (n=5)" in render_decision(r)
+
+
+def test_the_boost_lever_reads_keep_as_boost_and_anything_else_as_not_enough():
+    from dataclasses import replace as with_
+
+    from asr_flywheel.decision import Decision, DecisionResult, as_boosting
+
+    kept = DecisionResult(
+        Decision.KEEP, "Targeted KER dropped.", ("drug",), 9, 0.9, 0.3, -0.67, None, None, None, [], 2, "f"
+    )
+    boosted = as_boosting(kept)
+    assert boosted.decision is Decision.BOOST and boosted.keep and boosted.reason.startswith("Boost without training")
+    flat = as_boosting(with_(kept, decision=Decision.NO_CHANGE))
+    assert flat.decision is Decision.NO_CHANGE and not flat.keep and "not enough (NO_CHANGE)" in flat.reason
+
+
+@pytest.mark.parametrize(
+    "plain_keep, plain_ker, boosted_keep, boosted_ker, expected",
+    [
+        (True, 0.40, True, 0.30, True),  # both kept: the lower targeted KER wins
+        (True, 0.30, True, 0.40, False),
+        (True, 0.30, True, 0.30, False),  # a tie keeps the plain model (no list to ship)
+        (False, 0.90, True, 0.50, True),  # only the boosted candidate is kept
+        (True, 0.30, False, 0.10, False),  # a boosted candidate the table does not keep never ships
+    ],
+)
+def test_always_boost_ships_the_list_only_when_it_is_kept_and_better(
+    plain_keep, plain_ker, boosted_keep, boosted_ker, expected
+):
+    from asr_flywheel.decision import prefer_boosted
+
+    assert prefer_boosted(plain_keep, plain_ker, boosted_keep, boosted_ker) is expected
