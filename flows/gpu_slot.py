@@ -127,7 +127,16 @@ def _write_holder(holder: SlotHolder | None, slot: str) -> None:
         with contextlib.suppress(Exception):
             Variable.unset(variable_name(slot))
         return
-    Variable.set(variable_name(slot), json.dumps(asdict(holder)), overwrite=True)
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    for attempt in range(3):  # a record cleared between Prefect's read and its update answers 404: write it again
+        try:
+            Variable.set(variable_name(slot), json.dumps(asdict(holder)), overwrite=True)
+            return
+        except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", 404)
+            if status != 404 or attempt == 2:
+                raise
 
 
 def slot_state(name: str) -> SlotState:
@@ -299,11 +308,13 @@ def hold(
     finally:
         stop.set()
         if api_reachable():  # a dead server (killed with this run's process group) is not retried for minutes
-            with contextlib.suppress(Exception), _client() as client:
-                client.release_concurrency_slots_with_lease(UUID(lease_id))
+            # The holder record goes first, while the slot is still ours: once released, the next holder writes its
+            # own record, which a late clear would delete (or race with, failing its write).
             with contextlib.suppress(Exception):
                 if (current := read_holder(name)) is not None and current.lease_id == lease_id:
                     _write_holder(None, name)
+            with contextlib.suppress(Exception), _client() as client:
+                client.release_concurrency_slots_with_lease(UUID(lease_id))
 
 
 def api_reachable(timeout_s: float = 2.0) -> bool:
