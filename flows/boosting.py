@@ -40,11 +40,14 @@ def boosted_control(run: CycleRun, model: str, step: str) -> ControlCheck | None
 
 
 def boost_list(run: CycleRun) -> BoostList:
-    """The manifest's terms with `[boost]` weights: what the boost lever decodes with."""
+    """The manifest's terms with `[boost]` weights: what the boost lever decodes with. Read once per run (the
+    manifest version is fixed for the cycle); every scoring, the registry and the deploy reuse it."""
     from asr_flywheel.boost import boost_list, manifest_terms
 
-    terms = manifest_terms(run.ref.load(run.cfg).column("term"))
-    return boost_list(terms, run.cfg.boost, f"manifest {run.ref.path}")
+    if "boost_list" not in run.seen:
+        terms = manifest_terms(run.ref.load(run.cfg).column("term"))
+        run.seen["boost_list"] = boost_list(terms, run.cfg.boost, f"manifest {run.ref.path}")
+    return run.seen["boost_list"]
 
 
 def boosting(run: CycleRun, held: SplitRecord, baseline: ScoreRecord, split: SplitInfo) -> DecisionRecord:
