@@ -44,6 +44,26 @@ def no_space(exc: OSError, path: str | os.PathLike) -> OSError:
     return exc
 
 
+#: Free space under which a tool's unreadable or truncated output is blamed on a full disk.
+LOW_DISK_BYTES = 1 << 20
+
+
+def full_disk(path: str | os.PathLike) -> OSError | None:
+    """A full-disk error for `path` when its filesystem is (nearly) full, else None.
+
+    External programs (synthesizers, sox) that run out of disk leave a truncated file and then report it in their
+    own words ("RIFF header not found"); the user needs the real cause.
+    """
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None
+    return no_space(OSError(errno.ENOSPC, "no space"), path) if free < LOW_DISK_BYTES else None
+
+
 def _stage(target: Path, mode: str, encoding: str | None):
     """A temp file next to `target` with the umask's permissions (mkstemp alone creates 0600)."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,7 @@ than the tolerance is an error rather than a mislabelled row.
 
 from __future__ import annotations
 
-import errno
 import io
-import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -42,17 +40,13 @@ class BuildError(FlywheelError):
     """Synthesis or mixing failed for a row (the manifest is not written)."""
 
 
-#: Free space under which an unreadable synthesizer output is blamed on a full disk.
-_LOW_DISK_BYTES = 1 << 20
-
-
 def _read_speech(path: Path, sample_rate: int) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="int16", always_2d=True)
     except sf.LibsndfileError as exc:
         # A synthesizer that ran out of disk leaves a truncated file and says nothing; name the real cause.
-        if shutil.disk_usage(path.parent).free < _LOW_DISK_BYTES:
-            raise fio.no_space(OSError(errno.ENOSPC, "no space"), path) from None
+        if (full := fio.full_disk(path)) is not None:
+            raise full from None
         raise BuildError(f"the synthesizer wrote an unreadable file {path.name}: {exc}") from None
     if sr != sample_rate or data.shape[1] != 1:
         raise BuildError(f"synthesizer wrote {sr} Hz, {data.shape[1]} channel(s); expected {sample_rate} Hz mono")
@@ -88,8 +82,8 @@ def _make_babble(synthesizer, voices: tuple[str, ...], work_dir: Path, sample_ra
         for v, voice in enumerate(voices):
             parts = []
             for k, sentence in enumerate(BABBLE_SENTENCES):
-                out = synthesizer.synthesize(sentence, Path(tmp) / f"{v}_{k}.wav", voice=voice, sample_rate=sample_rate)
-                parts.append(_read_speech(Path(out), sample_rate))
+                out = Path(tmp) / f"{v}_{k}.wav"
+                parts.append(_speak(synthesizer, sentence, out, voice=voice, sample_rate=sample_rate))
             talkers.append(np.concatenate(parts))
     return babble_bed(talkers, seed)
 
@@ -99,13 +93,22 @@ def _synthesise(utt: Utterance, synthesizer: Engines, work_dir: Path, sample_rat
     if utt.pronunciation is not None:
         kwargs["pronunciations"] = (utt.pronunciation,)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=".synth-") as tmp:
-        try:
-            out = synthesizer.synthesize(utt.text, Path(tmp) / "speech.wav", **kwargs)
-        except FlywheelError:
+        return _speak(synthesizer, utt.text, Path(tmp) / "speech.wav", **kwargs)
+
+
+def _speak(synthesizer: Engines, text: str, out: Path, *, sample_rate: int, **kwargs) -> np.ndarray:
+    """One engine call, read back; an engine that fails because the disk filled is reported as a full disk (its
+    own words, e.g. sox's "RIFF header not found" about a truncated file, hide the cause)."""
+    try:
+        written = synthesizer.synthesize(text, out, sample_rate=sample_rate, **kwargs)
+    except Exception as exc:
+        if (full := fio.full_disk(out)) is not None:
+            raise full from None
+        if isinstance(exc, FlywheelError):
             raise
-        except Exception as exc:  # a plugin's own failure, reported with the row it was making
-            raise BuildError(f"{synthesizer.name} failed ({type(exc).__name__}: {exc})") from None
-        return _read_speech(Path(out), sample_rate)
+        # a plugin's own failure, reported with the row it was making
+        raise BuildError(f"{synthesizer.name} failed ({type(exc).__name__}: {exc})") from None
+    return _read_speech(Path(written), sample_rate)
 
 
 def _write_row(utt: Utterance, row: PlannedRow, speech, babble, base_dir: Path, sample_rate: int) -> dict:

@@ -177,3 +177,34 @@ def test_a_build_failing_part_way_leaves_the_manifest_exactly_as_it_was(tmp_path
         run_build(grown, out, ONE, synthesizer=_FailsOn("troponin"), append=True)
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp manifest left behind
+
+
+class _FillsTheDisk(EspeakSynthesizer):
+    """A test-double engine that does what flite + sox did on CI's full disk: it writes until the disk is full,
+    then fails in its own words ("RIFF header not found"). A real engine cannot be made to lose that race on
+    demand, so this one loses it every time."""
+
+    def synthesize(self, text, out_path, *, voice=None, sample_rate=16000, pronunciations=(), prosody=None):
+        import errno
+
+        from asr_flywheel.backends.tts._tools import SynthesisError
+
+        try:
+            with open(out_path, "wb") as fh:
+                while True:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        raise SynthesisError("sox failed (2): sox FAIL formats: can't open input file `raw.wav': RIFF header not found")
+
+
+def test_an_engine_that_fails_in_its_own_words_on_a_full_disk_is_reported_as_a_full_disk(tmp_path):
+    from helpers import small_filesystem
+
+    with small_filesystem(tmp_path / "disk", free_bytes=64 * 1024) as disk:
+        terms = _terms(disk / "t.csv", "sepsis,condition")
+        with pytest.raises(OSError, match="no space left on the device") as caught:
+            run_build(terms, disk / "m.jsonl", ONE, synthesizer=_FillsTheDisk())
+        assert "RIFF" not in str(caught.value)
+        assert not (disk / "m.jsonl").exists()
