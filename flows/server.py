@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel.errors import FlywheelError, InputError
+from asr_flywheel.flows import prefect_db
 from asr_flywheel.flows.gpu_slot import HEARTBEAT_S, LEASE_STORAGE
 from asr_flywheel.processes import alive
 
@@ -115,6 +116,8 @@ def start(
             **(extra_env or {}),
         },
     )
+    if not database:
+        prefect_db.seed(home / "prefect.db", prefect_bin(), env)
     log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the detached process
     proc = subprocess.Popen(
         [prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

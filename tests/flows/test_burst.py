@@ -4,8 +4,9 @@ none is lost, training never overlaps on the GPU slot, and PostgreSQL logs no lo
 databases are printed (`pytest -s`) and summarised in docs/scaling.md.
 
 PostgreSQL is Debian's `postgresql` (installed by `make setup`), started here as the `postgres` user in its own data
-directory on a free loopback port and stopped at the end. Marked `burst` (about 3 minutes); `make test` runs the
-PostgreSQL burst. The SQLite run is the comparison (`pytest -m comparison -s`, about 3 more minutes)."""
+directory on a free loopback port and stopped at the end. Marked `burst` and `thorough` (about 4 minutes, opt-in:
+`pytest -m thorough`): the default run proves one cycle per manifest version on fewer events
+(tests/flows/test_deployments_e2e.py). The SQLite run is the comparison (`pytest -m comparison -s`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import pytest
 
 from helpers import free_ports, write_manifest, write_tiny_cycle_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.burst]
+pytestmark = [pytest.mark.slow, pytest.mark.burst, pytest.mark.thorough]
 PG_BIN = Path("/usr/lib/postgresql")
 LOCK_ERRORS = re.compile(r"database is locked|deadlock detected|could not serialize access|QueuePool limit", re.I)
 

@@ -82,9 +82,13 @@ def test_a_second_cycle_of_the_workspace_is_refused_naming_the_first_and_shows_c
         first.wait(timeout=120)
 
 
+@pytest.mark.thorough
 def test_the_runs_of_a_cli_cycle_are_in_the_workspace_server_and_a_slot_left_by_killed_cycle_and_server_is_reclaimed(
     nemo_tiny_models, tiny_dataset, tmp_path
 ):
+    """Opt-in (`pytest -m thorough`, about 2 minutes): the default run reclaims a dead holder's slot once, with the
+    cycle's temporary server (tests/flows/test_cycle_resume_and_gpu_lock.py); this is the `flywheel server up`
+    variant, where the restarted server still holds the lease."""
     ws = tmp_path / "oncology"
     config = write_tiny_cycle_config(
         tmp_path / "fw.toml", ws, nemo_tiny_models["ctc"], epochs=200, hyperparameters={"early_stopping_patience": 0}
