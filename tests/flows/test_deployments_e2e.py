@@ -180,8 +180,11 @@ def test_artifacts_read_as_the_history_of_the_flywheel(e2e, prefect_client):
         assert f"# Leaderboard — cycle {n if 'baseline' in a.key else n + 1}" in a.data
 
 
+@pytest.mark.thorough
 def test_a_forced_publication_starts_a_new_run_and_a_new_cycle(e2e, prefect_client):
-    """`publish --force` is not swallowed by the trigger's debounce: the run it starts cycles the version again."""
+    """`publish --force` is not swallowed by the trigger's debounce: the run it starts cycles the version again.
+    Opt-in (`pytest -m thorough`, about a minute: two more flow runs); the default run covers a forced publication
+    as an event the debounce cannot swallow (tests/flows/test_events.py)."""
     from asr_flywheel.config import load_config
     from asr_flywheel.flows.events import publish
 

@@ -16,20 +16,29 @@ def _tables(db) -> set[str]:
         return {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
 
 
-def test_a_fresh_workspace_server_starts_on_a_copy_of_the_migrated_template(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    home = tmp_path / "ws" / "prefect"
+def test_a_new_database_is_a_copy_of_the_empty_migrated_template_made_once(tmp_path):
+    """With the user's cache, as every server start uses it (the session's servers made the template already, or
+    this makes it); every other test's server then runs on such a copy."""
+    db = tmp_path / "ws" / "prefect" / "prefect.db"
+    db.parent.mkdir(parents=True)
+    assert prefect_db.seed(db, server.prefect_bin(), {}) is True
+    made = list(prefect_db.template_dir().glob("prefect-*.db"))
+    assert len(made) >= 1 and not list(prefect_db.template_dir().glob(".making-*"))  # no half-made template left
+    assert {"flow_run", "alembic_version", "concurrency_limit_v2"} <= _tables(db)
+    with sqlite3.connect(db) as con:  # empty: nothing one workspace wrote reaches another
+        assert con.execute("select count(*) from flow_run").fetchone() == (0,)
+        assert con.execute("select count(*) from concurrency_limit_v2").fetchone() == (0,)
+    assert not [p for p in db.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_server_starts_on_the_copy(tmp_path):
+    home = tmp_path / "prefect"
     srv = server.start(home)
     try:
-        server.prepare(srv.api_url)  # the server works on it: the GPU slot, the pool, the automation
+        server.prepare(srv.api_url)  # the GPU slot, the pool and the automation are written to the copy
     finally:
         server.stop(home)
-    made = list((tmp_path / "cache" / "asr-flywheel" / "prefect-db").iterdir())
-    assert len(made) == 1 and made[0].name.startswith("prefect-") and made[0].suffix == ".db"  # no temp left
-    assert {"flow_run", "alembic_version", "concurrency_limit_v2"} <= _tables(made[0])
     assert "concurrency_limit_v2" in _tables(home / "prefect.db")
-    with sqlite3.connect(made[0]) as con:  # the template stays empty: what one workspace wrote is not in it
-        assert con.execute("select count(*) from concurrency_limit_v2").fetchone() == (0,)
 
 
 def test_an_existing_database_is_never_replaced(tmp_path, monkeypatch):
