@@ -21,10 +21,15 @@ def test_it_is_listed_as_evaluate_only(capsys):
 
 
 def test_eval_gives_a_reference_baseline_on_real_clips(tiny_dataset, tmp_path, capsys):
-    assert main(["eval", str(tiny_dataset), "--model", MODEL, "--out", str(tmp_path / "eval")]) == 0
+    # 8 of the 32 clips: PocketSphinx takes about 1.5 s a clip on espeak-ng speech here
+    rows = [json.loads(x) for x in tiny_dataset.read_text().splitlines()[:8]]
+    some = tmp_path / "some.jsonl"
+    some.write_text("".join(json.dumps({**r, "audio_filepath": str(tiny_dataset.parent / r["audio_filepath"])}) + "\n"
+                            for r in rows))  # fmt: skip
+    assert main(["eval", str(some), "--model", MODEL, "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     hyps = [json.loads(x)["hyp"] for x in (tmp_path / "eval" / "offline_hyps.jsonl").read_text().splitlines()]
-    assert metrics["model"] == MODEL and metrics["n"] == len(hyps) == 32
+    assert metrics["model"] == MODEL and metrics["n"] == len(hyps) == 8
     assert any(h.strip() for h in hyps) and 0 < metrics["wer"] <= 2.0
 
 
