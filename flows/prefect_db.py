@@ -28,6 +28,7 @@ def template(prefect_bin: str, env: dict) -> Path | None:
     import prefect
 
     path = template_dir() / f"prefect-{prefect.__version__}.db"
+    _forget_abandoned(path.parent)
     if path.is_file():
         return path
     with contextlib.suppress(OSError):
@@ -44,6 +45,16 @@ def template(prefect_bin: str, env: dict) -> Path | None:
                 os.replace(db, path)
                 return path
     return None
+
+
+def _forget_abandoned(folder: Path, older_than_s: float = 600.0) -> None:
+    """Remove what a start killed while making the template left (SIGKILL skips the temporary folder's cleanup)."""
+    import time
+
+    for stale in folder.glob(".making-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > older_than_s:
+                shutil.rmtree(stale)
 
 
 def seed(database: Path, prefect_bin: str, env: dict) -> bool:

@@ -55,3 +55,17 @@ def test_without_a_usable_cache_the_database_is_left_to_the_server(tmp_path, mon
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     assert prefect_db.seed(tmp_path / "prefect.db", server.prefect_bin(), {}) is False
     assert not (tmp_path / "prefect.db").exists()  # the server creates and migrates it, as without a template
+
+
+def test_a_template_left_half_made_by_a_killed_start_is_never_used_and_is_cleared(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = prefect_db.template_dir()
+    abandoned = folder / ".making-killed"
+    abandoned.mkdir(parents=True)
+    (abandoned / "prefect.db").write_bytes(b"half a database")
+    os.utime(abandoned, (0, 0))  # long ago
+    db = tmp_path / "prefect.db"
+    assert prefect_db.seed(db, server.prefect_bin(), {}) is True
+    assert not abandoned.exists() and "flow_run" in _tables(db)
