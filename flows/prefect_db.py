@@ -24,26 +24,33 @@ def template_dir() -> Path:
 
 
 def template(prefect_bin: str, env: dict) -> Path | None:
-    """The migrated empty database of this Prefect version, made once per user cache; None if it cannot be."""
+    """The migrated empty database of this Prefect version, made once per user cache; None if it cannot be (no
+    home folder, a read-only or full cache, an upgrade that fails or takes over 2 minutes)."""
+    try:
+        return _template(prefect_bin, env)
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return None
+
+
+def _template(prefect_bin: str, env: dict) -> Path | None:
     import prefect
 
     path = template_dir() / f"prefect-{prefect.__version__}.db"
     _forget_abandoned(path.parent)
     if path.is_file():
         return path
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".making-") as tmp:
-            db = Path(tmp) / "prefect.db"
-            made = subprocess.run(
-                [prefect_bin, "server", "database", "upgrade", "-y"],
-                env={**env, "PREFECT_HOME": tmp, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"},
-                capture_output=True,
-                timeout=120,
-            )
-            if made.returncode == 0 and db.is_file():
-                os.replace(db, path)
-                return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".making-") as tmp:
+        db = Path(tmp) / "prefect.db"
+        made = subprocess.run(
+            [prefect_bin, "server", "database", "upgrade", "-y"],
+            env={**env, "PREFECT_HOME": tmp, "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{db}"},
+            capture_output=True,
+            timeout=120,
+        )
+        if made.returncode == 0 and db.is_file():
+            os.replace(db, path)
+            return path
     return None
 
 

@@ -69,3 +69,9 @@ def test_a_template_left_half_made_by_a_killed_start_is_never_used_and_is_cleare
     db = tmp_path / "prefect.db"
     assert prefect_db.seed(db, server.prefect_bin(), {}) is True
     assert not abandoned.exists() and "flow_run" in _tables(db)
+
+
+def test_a_failing_upgrade_leaves_no_template_and_the_database_to_the_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert prefect_db.seed(tmp_path / "prefect.db", "/bin/false", {}) is False
+    assert not (tmp_path / "prefect.db").exists() and list(prefect_db.template_dir().iterdir()) == []
