@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from asr_flywheel import io as fio
+
 
 def template_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asr-flywheel" / "prefect-db"
@@ -71,14 +73,7 @@ def seed(database: Path, prefect_bin: str, env: dict) -> bool:
     source = template(prefect_bin, env)
     if source is None:
         return False
-    with contextlib.suppress(OSError):
-        fd, tmp = tempfile.mkstemp(prefix=f".{database.name}.", suffix=".tmp", dir=database.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, database)
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    with contextlib.suppress(OSError), open(source, "rb") as src, fio.atomic_open(database, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+        return True
     return False
