@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from asr_flywheel import io as fio
@@ -239,12 +239,12 @@ def run_cycles(ws: Workspace, profile: DemoProfile, settings: dict) -> tuple[Pat
     reports = []
     for n, terms in enumerate((profile.terms, profile.new_terms), 1):
         print(f"\ncycle {n}: building the clinical manifest from {terms.relative_to(EXAMPLES.parent)}")
-        build_clinical(manifest, terms, profile, cfg)
+        built = build_clinical(manifest, terms, profile, cfg)
         if n > 1 and (profile.later_hyperparameters or profile.later_settings):
             cfg_path = write_config(ws, profile, settings, cycle=n)
         print(f"cycle {n}: running the flywheel cycle as a Prefect flow ...")
         outcome = flywheel_cycle(manifest=str(manifest), config_path=str(cfg_path))
-        reports.append(cycle_report(ws, _outcome(outcome), cfg.gate.priority))
+        reports.append(replace(cycle_report(ws, _outcome(outcome), cfg.gate.priority), build=built))
         print_cycle(reports[-1])
     return cfg_path, reports
 

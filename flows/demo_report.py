@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_flywheel import io as fio
+from asr_flywheel.build.options import BuildReport
 from asr_flywheel.cycle import CycleDir, StartingPoint, Workspace
 from asr_flywheel.decision import DecisionResult
 from asr_flywheel.flows.records import CycleOutcome, GateRecord
@@ -38,6 +39,10 @@ class CycleReport:
     heldout: HeldoutSize | None
     #: The boost lever's decision (the starting model with the manifest's terms boosted), when the cycle tried it.
     boost: DecisionResult | None = None
+    #: What building this cycle's manifest cost and what the judge heard (None: not built by the demo).
+    build: BuildReport | None = None
+    #: Seconds the fine-tune ran (None: the cycle did not train).
+    train_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,14 @@ def cycle_report(ws: Workspace, outcome: CycleOutcome, priority: tuple[str, ...]
         carrier=_carrier_wer(per_sample) if per_sample.is_file() else None,
         heldout=_heldout_size(validation, priority) if validation.is_file() else None,
         boost=DecisionResult.from_dict(fio.read_json(boost)) if boost.is_file() else None,
+        train_seconds=_train_seconds(d.path / "model" / "training_run_info.json"),
     )
+
+
+def _train_seconds(run_info: Path) -> float | None:
+    if not run_info.is_file():
+        return None
+    return (fio.read_json(run_info).get("timings") or {}).get("fit_s")
 
 
 def _carrier_wer(per_sample: Path) -> NonTermWer:
@@ -101,6 +113,8 @@ def print_numbers(summary: DemoSummary) -> None:
     print(f"  base model, held-out general-English WER: {summary.base.heldout_wer:.3f}")
     for c in summary.cycles:
         n, first = c.outcome.cycle, c is summary.cycles[0]
+        if c.build:
+            _print_build(n, c.build)
         if c.carrier and c.carrier.wer is not None:
             target = f"; target for the base <= {MAX_BASE_NON_TERM_WER}: " if first else ""
             target += _verdict(c.carrier.wer <= MAX_BASE_NON_TERM_WER) if first else ""
@@ -115,8 +129,21 @@ def print_numbers(summary: DemoSummary) -> None:
             _print_decision(f"cycle {n}, boosting alone (no training)", c.boost)
         if c.decision and c.decision.decision != "BOOST":
             _print_decision(f"cycle {n}", c.decision)
+        trained = "did not train" if c.train_seconds is None else f"fine-tuning took {c.train_seconds:.0f} s"
+        print(f"  cycle {n}: {trained}")
         served = " (deployed, served parity held)" if c.outcome.deployed else ""
         print(f"  cycle {n}: outcome {c.outcome.outcome}{served}")
+
+
+def _print_build(n: int, b: BuildReport) -> None:
+    print(f"  cycle {n}: manifest +{b.rows_added} rows ({b.rows_total} in all), synthesis {b.synthesis_seconds:.0f} s")
+    j = b.judge
+    if j and j.overall:
+        print(
+            f"  cycle {n}: judge {j.model}, carrier-word WER of the new clips mean {j.overall['mean']:.3f}, "
+            f"median {j.overall['median']:.3f} (n={j.overall['n']}); {j.rejected} rejected (> {j.limit:g}); "
+            f"judging took {j.seconds:.0f} s, overlapped with synthesis"
+        )
 
 
 def _print_decision(who: str, d: DecisionResult) -> None:

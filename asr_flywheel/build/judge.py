@@ -82,6 +82,8 @@ class JudgeSummary:
     rejected: int = 0
     by_voice: dict[str, dict[str, float]] = field(default_factory=dict)
     by_noise: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Carrier WER over every judged clip, kept or rejected (n, mean, median).
+    overall: dict[str, float] = field(default_factory=dict)
     #: Voices whose median carrier WER is above the limit (their speech is not what a recogniser meets).
     voices_over_limit: list[str] = field(default_factory=list)
     rejects_file: str | None = None
@@ -111,6 +113,7 @@ def summarise(verdicts: Iterable[Verdict], model: str, limit: float) -> JudgeSum
         by_noise[v.noise_level].append(v.carrier_wer)
         rejected += v.carrier_wer > limit
     voice_stats = {k: _stats(vals) for k, vals in sorted(by_voice.items())}
+    every = [w for vals in by_voice.values() for w in vals]
     return JudgeSummary(
         model=model,
         limit=limit,
@@ -118,5 +121,6 @@ def summarise(verdicts: Iterable[Verdict], model: str, limit: float) -> JudgeSum
         rejected=rejected,
         by_voice=voice_stats,
         by_noise={k: _stats(vals) for k, vals in sorted(by_noise.items())},
+        overall=_stats(every) if every else {},
         voices_over_limit=[k for k, s in voice_stats.items() if s["median"] > limit],
     )

@@ -114,7 +114,8 @@ def print_judge(report) -> None:
         f"  judge {j.model}: carrier-word WER of {j.rows} new clip(s) in {j.seconds:.1f}s "
         f"(synthesis {report.synthesis_seconds:.1f}s, overlapped)"
     )
-    for title, table in (("voice", j.by_voice), ("noise", j.by_noise)):
+    rows = (("all", {"": j.overall}),) if j.overall else ()
+    for title, table in (*rows, ("voice", j.by_voice), ("noise", j.by_noise)):
         for key, st in table.items():
             print(f"    {title} {key:<22} median {st['median']:.3f}  mean {st['mean']:.3f}  n={st['n']}")
     if j.rejected:

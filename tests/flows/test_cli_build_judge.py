@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from asr_flywheel.build.options import BuildOptions
 from asr_flywheel.flows.cli import main
 from asr_flywheel.io import read_jsonl
@@ -37,6 +39,9 @@ def test_rejects_are_listed_with_the_reason_and_never_appended(tmp_path, capsys)
     assert not {r["audio_filepath"] for r in rejected} & {r["audio_filepath"] for r in kept}
     assert report["rows_added"] == len(kept)
     assert set(report["judge"]["by_voice"]) == {"flite:rms", "espeak:en-us"}
+    every = [r["judge_carrier_wer"] for r in [*kept, *rejected]]
+    assert report["judge"]["overall"]["n"] == 4
+    assert report["judge"]["overall"]["mean"] == pytest.approx(sum(every) / 4, abs=1e-4)
 
 
 def test_the_summary_prints_carrier_wer_per_voice_and_noise_and_the_reject_count(tmp_path, capsys):
@@ -46,7 +51,7 @@ def test_the_summary_prints_carrier_wer_per_voice_and_noise_and_the_reject_count
     assert main([*argv, "--judge-max", "0"]) == 0
     said = capsys.readouterr().out
     assert "judge cmu/pocketsphinx-en-us: carrier-word WER of 2 new clip(s)" in said
-    assert "voice flite:kal16" in said and "voice espeak:en-gb" in said and "noise clean" in said
+    assert "all " in said and "voice flite:kal16" in said and "voice espeak:en-gb" in said and "noise clean" in said
     rejected = read_jsonl(tmp_path / "m.rejects.jsonl")
     if rejected:
         assert f"{len(rejected)} row(s) above --judge-max 0 were not appended" in said

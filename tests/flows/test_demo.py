@@ -38,6 +38,14 @@ def test_cycle_one_gates_finetune_and_keeps_a_model_whose_priority_ker_dropped(d
     assert decision.keep and first.outcome.outcome == "KEEP"
 
 
+def test_each_cycle_reports_what_building_and_fine_tuning_cost(demo):
+    first, second = demo.summary.cycles
+    for c in (first, second):
+        assert c.build is not None and c.build.rows_added > 0 and c.build.synthesis_seconds > 0
+    assert first.train_seconds is not None and first.train_seconds > 0  # cycle 1 fine-tunes (KEEP above)
+    assert (second.train_seconds is None) == (second.outcome.outcome == "BOOST")
+
+
 def test_cycle_one_evaluated_the_control_guard(demo):
     control = demo.summary.cycles[0].decision.control_check
     assert control is not None and control.n > 0 and control.wer_before is not None and control.wer_after is not None
