@@ -13,7 +13,7 @@ from asr_flywheel import io as fio
 from asr_flywheel.build.options import BuildReport
 from asr_flywheel.cycle import CycleDir, StartingPoint, Workspace
 from asr_flywheel.decision import DecisionResult
-from asr_flywheel.flows.records import CycleOutcome, GateRecord
+from asr_flywheel.flows.records import CycleOutcome, GateRecord, TrainRecord
 from asr_flywheel.metrics import NonTermWer, non_term_wer
 from asr_flywheel.normalize import normalize_many
 from asr_flywheel.plugins.contracts import MadeBase
@@ -68,14 +68,16 @@ def cycle_report(ws: Workspace, outcome: CycleOutcome, priority: tuple[str, ...]
         carrier=_carrier_wer(per_sample) if per_sample.is_file() else None,
         heldout=_heldout_size(validation, priority) if validation.is_file() else None,
         boost=DecisionResult.from_dict(fio.read_json(boost)) if boost.is_file() else None,
-        train_seconds=_train_seconds(d.path / "model" / "training_run_info.json"),
+        train_seconds=_train_seconds(d.step("train")),
     )
 
 
-def _train_seconds(run_info: Path) -> float | None:
-    if not run_info.is_file():
+def _train_seconds(step: dict | None) -> float | None:
+    """The fine-tune's fit time, from the run info its `train` step recorded (None: the cycle did not train)."""
+    if not step:
         return None
-    return (fio.read_json(run_info).get("timings") or {}).get("fit_s")
+    run_info = Path(TrainRecord.from_dict(step).run_info)
+    return (fio.read_json(run_info).get("timings") or {}).get("fit_s") if run_info.is_file() else None
 
 
 def _carrier_wer(per_sample: Path) -> NonTermWer:
