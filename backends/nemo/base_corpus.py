@@ -1,6 +1,13 @@
-"""Synthesise the general-English corpus of the base recipe: several espeak-ng voices, speeds and real noise.
+"""Synthesise the general-English corpus of the base recipe: several voices, speaking rates and real noise.
 
-Every row's voice, speed, noise kind and SNR come from the recipe seed and the row index alone, so the same
+Two corpus profiles (the recipe's `corpus` names one, and its record keeps it):
+- `realistic`: flite and Festival voices a recogniser trained on human speech understands (issue 14); the
+  training voices of both sexes, each row spoken at its own rate and pitch and warped in vocal-tract length
+  (sox `speed`, 0.9-1.1) so a tiny model meets more speakers than the engines have. The held-out rows (the
+  control set) use two voices no training row has, unwarped: general English from a new speaker;
+- `espeak`: the earlier corpus, 10 espeak-ng voices at 6 speeds (the demo's first base was made from it).
+
+Every row's voice, rate, warp, noise kind and SNR come from the recipe seed and the row index alone, so the same
 recipe writes the same audio on any machine, and a subset (the control set, some replay rows) can be
 synthesised without the rest. Noise is mixed into the samples (pink or white, at the labelled SNR), not only
 labelled. Texts are stored in the written form of the clinical manifests (capitalised, full stop).
@@ -23,6 +30,20 @@ SPEEDS_WPM = (140, 150, 160, 170, 180, 190)
 #: (label, SNR dB or None, share of rows). Clean on half the rows; the rest mixed with pink or white noise.
 NOISE = (("clean", None, 0.5), ("snr_20db", 20.0, 0.2), ("snr_15db", 15.0, 0.2), ("snr_10db", 10.0, 0.1))
 
+#: The realistic profile. Training voices: three male and one female flite voice, Festival's male diphone voice.
+REALISTIC_VOICES = ("flite:rms", "flite:awb", "flite:kal16", "flite:slt", "festival:kal")
+#: Held-out (control) voices: the Festival HTS female voice and flite's 8 kHz-style diphone voice, never trained.
+REALISTIC_CONTROL_VOICES = ("festival:slt_hts", "flite:kal")
+#: Speaking rate (duration stretch) and pitch scale per row; vocal-tract warp (sox speed) on trained rows.
+STRETCHES = (0.85, 0.92, 1.0, 1.08, 1.16)
+PITCHES = (0.9, 1.0, 1.1)
+WARP_RANGE = (0.9, 1.1)
+#: Less noise than the espeak corpus, and none at 10 dB: the realistic voices already vary more.
+REALISTIC_NOISE = (("clean", None, 0.6), ("snr_20db", 20.0, 0.25), ("snr_15db", 15.0, 0.15))
+PROFILES = ("realistic", "espeak")
+#: Splits spoken by the control voices (everything else is spoken by the training voices, warped).
+CONTROL_SPLITS = ("heldout",)
+
 
 @dataclass(frozen=True)
 class ClipPlan:
@@ -31,11 +52,19 @@ class ClipPlan:
     text: str
     audio_filepath: str
     voice: str
-    speed_wpm: int
+    speed_wpm: int | None
     noise_level: str
     snr_db: float | None
     noise_kind: str | None
     noise_seed: int
+    #: Realistic profile only: engine-level rate and pitch, and the sox speed warp (1.0 = none).
+    stretch: float = 1.0
+    pitch: float = 1.0
+    warp: float = 1.0
+
+    @property
+    def voice_id(self) -> str:
+        return f"{self.voice}@{self.speed_wpm}wpm" if self.speed_wpm else self.voice
 
 
 def _unit(seed: int, *parts: object) -> float:
@@ -43,16 +72,27 @@ def _unit(seed: int, *parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
+def _pick(seq, seed: int, *parts: object):
+    return seq[int(_unit(seed, *parts) * len(seq))]
+
+
+def _noise(table, u: float) -> tuple[str, float | None]:
+    acc = 0.0
+    for label, snr, share in table:
+        acc += share
+        if u < acc:
+            return label, snr
+    return table[-1][0], table[-1][1]
+
+
+def plan_clips(texts: list[str], split: str, seed: int, profile: str = "espeak") -> list[ClipPlan]:
+    if profile == "realistic":
+        return _plan_realistic(texts, split, seed)
+    if profile != "espeak":
+        raise ValueError(f"unknown corpus profile {profile!r} (profiles: {', '.join(PROFILES)})")
     plans = []
     for i, text in enumerate(texts):
-        u = _unit(seed, split, i, "noise")
-        acc, (label, snr) = 0.0, NOISE[-1][:2]
-        for lab, s, share in NOISE:
-            acc += share
-            if u < acc:
-                label, snr = lab, s
-                break
+        label, snr = _noise(NOISE, _unit(seed, split, i, "noise"))
         plans.append(
             ClipPlan(
                 text=text,
@@ -66,6 +106,59 @@ def plan_clips(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
             )
         )
     return plans
+
+
+def _plan_realistic(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
+    control = split in CONTROL_SPLITS
+    voices = REALISTIC_CONTROL_VOICES if control else REALISTIC_VOICES
+    lo, hi = WARP_RANGE
+    plans = []
+    for i, text in enumerate(texts):
+        label, snr = _noise(REALISTIC_NOISE, _unit(seed, split, i, "noise"))
+        plans.append(
+            ClipPlan(
+                text=text,
+                audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
+                voice=_pick(voices, seed, split, i, "voice"),
+                speed_wpm=None,
+                noise_level=label,
+                snr_db=snr,
+                noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
+                noise_seed=int(_unit(seed, split, i, "nseed") * 2**31),
+                stretch=_pick(STRETCHES, seed, split, i, "stretch"),
+                pitch=_pick(PITCHES, seed, split, i, "pitch"),
+                warp=1.0 if control else round(lo + (hi - lo) * _unit(seed, split, i, "warp"), 3),
+            )
+        )
+    return plans
+
+
+def _speak(plan: ClipPlan, out: Path) -> None:
+    """One clip of the plan's voice: espeak-ng by speed, flite/Festival by prosody, then the sox speed warp."""
+    if plan.speed_wpm is not None:
+        from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
+
+        EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, out, voice=plan.voice)
+        return
+    from asr_flywheel.build.voices import Prosody, parse_voice
+
+    vid = parse_voice(plan.voice, "flite")
+    if vid.engine == "festival":
+        from asr_flywheel.backends.tts.festival import FestivalSynthesizer as Synth
+    else:
+        from asr_flywheel.backends.tts.flite import FliteSynthesizer as Synth  # type: ignore[assignment]
+    Synth().synthesize(plan.text, out, voice=vid.voice, prosody=Prosody(plan.stretch, plan.pitch))
+    if plan.warp != 1.0:
+        import subprocess
+
+        warped = out.with_name(f".warp.{out.name}")
+        res = subprocess.run(
+            ["sox", "-q", "-R", str(out), str(warped), "speed", f"{plan.warp:g}", "rate", "16000"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise OSError(f"sox speed {plan.warp:g} failed on {out}: {res.stderr.strip()[:200]}")
+        warped.replace(out)
 
 
 def noise_samples(kind: str, n: int, seed: int):
@@ -95,13 +188,11 @@ def mix_at_snr(signal, noise, snr_db: float):
 def _synthesise(args: tuple[ClipPlan, str]) -> float:
     import soundfile as sf
 
-    from asr_flywheel.backends.tts.espeak import EspeakSynthesizer
-
     plan, root = args
     out = Path(root) / plan.audio_filepath
     if not out.exists():
         tmp = out.with_name(f".{out.name}.tmp.wav")
-        EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, tmp, voice=plan.voice)
+        _speak(plan, tmp)
         if plan.snr_db is not None:
             audio, sr = sf.read(tmp, dtype="float64")
             noise = noise_samples(plan.noise_kind, len(audio), plan.noise_seed)
@@ -124,10 +215,11 @@ def synthesise(plans: list[ClipPlan], root: Path, manifest_name: str, workers: i
             "audio_filepath": p.audio_filepath,
             "text": p.text,
             "duration": round(d, 3),
-            "voice_id": f"{p.voice}@{p.speed_wpm}wpm",
+            "voice_id": p.voice_id,
             "noise_level": p.noise_level,
             "noise_kind": p.noise_kind,
             "context_type": "general",
+            **({} if p.speed_wpm else {"prosody": {"stretch": p.stretch, "pitch": p.pitch}, "warp": p.warp}),
         }
         for p, d in zip(plans, durations, strict=True)
     ]

@@ -3,9 +3,12 @@
 No model hub is reachable here, so the project makes its own base, by this recipe:
 1. text: `asr_flywheel.general_english` (the flywheel's own grammar, named in the record), checked to contain no
    word of any clinical term (the recipe refuses otherwise);
-2. audio: espeak-ng, 10 voices, 6 speeds, pink/white noise at 20/15/10 dB SNR on half the clips (`base_corpus`);
+2. audio: the `corpus` profile (`base_corpus`): `realistic` = five flite/Festival training voices with per-row
+   rate, pitch and vocal-tract warp, two other voices for the held-out rows, pink/white noise at 20/15 dB SNR on
+   40 % of the clips; `espeak` = 10 espeak-ng voices, 6 speeds, noise down to 10 dB on half the clips;
 3. model: FastConformer-CTC from config, subsampling factor 4 (a near-character tokenizer needs the frames),
-   sentencepiece unigram tokenizer trained on the normalised corpus plus every letter, digit and '-';
+   sentencepiece unigram tokenizer trained on the normalised corpus plus every letter, digit and '-'; or, with
+   `init_from`, an earlier base of this recipe (its weights and tokenizer) trained further on this corpus;
 4. training: the project's own `NemoTrainer.train(TrainRequest)`, counted in `max_steps`, SpecAugment off;
 5. held-out general-English WER on rows never trained on (the demo's control set).
 
@@ -57,6 +60,11 @@ class BaseRecipe:
     #: Torch CPU threads: 1 is the fastest on a shared 2-core machine, and fixes the reduction order.
     threads: int = 1
     min_lr: float = 1e-5
+    #: The audio profile of the corpus (`base_corpus.PROFILES`).
+    corpus: str = "realistic"
+    #: Start from this earlier base of the recipe (a folder under the repo's examples/ holding base.nemo and its
+    #: record) instead of random weights: it already knows the grammar, so a new corpus only has to teach voices.
+    init_from: str = ""
     #: Term lists whose words the corpus must not contain (paths relative to the repo's examples/).
     exclude_terms: tuple[str, ...] = ("clinical/terms.csv", "demo/new_terms.csv")
     text_source: str = field(default=ge.SOURCE)
@@ -91,18 +99,38 @@ class BaseRecipe:
 
     def corpus_key(self) -> str:
         """Names the synthesised corpus: texts, seed and voice/noise settings (not the model or training knobs)."""
-        payload = {"seed": self.seed, "texts": self.texts(), "settings": _corpus_settings()}
+        payload = {"seed": self.seed, "texts": self.texts(), "settings": _corpus_settings(self.corpus)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def recipe_hash(self) -> str:
-        payload = {"recipe": dataclasses.asdict(self), "texts": self.texts(), "voices": _corpus_settings()}
+        payload = {"recipe": dataclasses.asdict(self), "texts": self.texts(), "voices": _corpus_settings(self.corpus)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _corpus_settings() -> dict:
+def _corpus_settings(profile: str) -> dict:
     from asr_flywheel.backends.nemo import base_corpus as bc
 
-    return {"voices": list(bc.VOICES), "speeds": list(bc.SPEEDS_WPM), "noise": [list(n) for n in bc.NOISE]}
+    if profile == "espeak":  # the keys of the first base's record, unchanged so its hashes still match
+        return {"voices": list(bc.VOICES), "speeds": list(bc.SPEEDS_WPM), "noise": [list(n) for n in bc.NOISE]}
+    return {
+        "profile": profile,
+        "voices": list(bc.REALISTIC_VOICES),
+        "control_voices": list(bc.REALISTIC_CONTROL_VOICES),
+        "stretches": list(bc.STRETCHES),
+        "pitches": list(bc.PITCHES),
+        "warp_range": list(bc.WARP_RANGE),
+        "noise": [list(n) for n in bc.REALISTIC_NOISE],
+    }
+
+
+def parent_base(recipe: BaseRecipe) -> Path | None:
+    """The earlier base `init_from` names (its .nemo), checked to exist with its record."""
+    if not recipe.init_from:
+        return None
+    home = REPO_EXAMPLES / recipe.init_from
+    if not ((home / MODEL_FILE).is_file() and (home / RECORD_FILE).is_file()):
+        raise InputError(f"init_from {recipe.init_from!r}: no {MODEL_FILE} with its {RECORD_FILE} in {home}")
+    return home / MODEL_FILE
 
 
 def excluded_terms(recipe: BaseRecipe) -> list[str]:
@@ -131,7 +159,10 @@ def corpus_manifests(recipe: BaseRecipe, root: Path, splits=("train", "validatio
 
     texts = recipe.texts()
     check_no_terms(recipe, texts)
-    return {s: bc.synthesise(bc.plan_clips(texts[s], s, recipe.seed), root, f"{s}.jsonl", workers) for s in splits}
+    return {
+        s: bc.synthesise(bc.plan_clips(texts[s], s, recipe.seed, recipe.corpus), root, f"{s}.jsonl", workers)
+        for s in splits
+    }
 
 
 def control_and_replay(recipe: BaseRecipe, root: Path, replay_rows: int, workers: int = 2) -> tuple[Path, Path]:
@@ -147,8 +178,9 @@ def control_and_replay(recipe: BaseRecipe, root: Path, replay_rows: int, workers
 
     texts = {"heldout": recipe.texts()["heldout"], "replay": recipe.replay_texts(replay_rows)}
     check_no_terms(recipe, texts)
-    control = bc.synthesise(bc.plan_clips(texts["heldout"], "heldout", recipe.seed), root, "control.jsonl", workers)
-    replay = bc.synthesise(bc.plan_clips(texts["replay"], "replay", recipe.seed), root, "replay.jsonl", workers)
+    plan = {s: bc.plan_clips(texts[s], s, recipe.seed, recipe.corpus) for s in texts}
+    control = bc.synthesise(plan["heldout"], root, "control.jsonl", workers)
+    replay = bc.synthesise(plan["replay"], root, "replay.jsonl", workers)
     return control, replay
 
 
@@ -179,7 +211,7 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         log(f"pretraining already finished in {work} (the recipe stopped after it): reusing it")
         train_s = result.run_info["timings"]["fit_s"]
     else:
-        init = bp.build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
+        init = parent_base(recipe) or bp.build_initial_model(recipe, recipe.texts()["train"], work / "init.nemo")
         result = bp.pretrain(recipe, init, manifests, work, log)
         train_s = time.perf_counter() - t0 - synth_s
     log("scoring held-out general-English rows")
@@ -194,8 +226,12 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
             "vocab_size": recipe.vocab_size,
             "forced_alphabet": bp.TOKENIZER_ALPHABET,
         },
+        **({"init_from": _parent_record(recipe)} if recipe.init_from else {}),
         "corpus_hash": bc.corpus_hash([manifests[s] for s in ("train", "validation", "heldout")]),
-        "corpus": {**_corpus_settings(), "rows": {s: len(fio.read_jsonl(m)) for s, m in manifests.items()}},
+        "corpus": {
+            **_corpus_settings(recipe.corpus),
+            "rows": {s: len(fio.read_jsonl(m)) for s, m in manifests.items()},
+        },
         "excluded_terms_from": list(recipe.exclude_terms),
         "heldout_general": wer,
         "timings_s": {"synthesis": round(synth_s, 1), "training": round(train_s, 1)},
@@ -211,6 +247,20 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         shutil.rmtree(home)
     work.rename(home)
     return _made(home, cached=False)
+
+
+def _parent_record(recipe: BaseRecipe) -> dict:
+    """Which earlier base this one continued from: its folder, recipe hash and the sha256 of its weights."""
+    model = parent_base(recipe)
+    assert model is not None
+    parent = fio.read_json(model.parent / RECORD_FILE)
+    return {
+        "folder": f"examples/{recipe.init_from}",
+        "recipe_hash": parent.get("recipe_hash"),
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "heldout_general": parent.get("heldout_general"),
+        "note": "weights and tokenizer come from this base; vocab_size, d_model, n_layers, n_heads are its",
+    }
 
 
 def _made(directory: Path, *, cached: bool) -> MadeBase:
@@ -230,6 +280,7 @@ def recipe_of(made: MadeBase) -> BaseRecipe:
     """The settings a made base was made with, back from its record."""
     fields = {f.name for f in dataclasses.fields(BaseRecipe)}
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in made.record["recipe"].items() if k in fields}
+    saved.setdefault("corpus", "espeak")  # records written before the realistic profile are espeak bases
     return BaseRecipe(**saved)
 
 
@@ -239,13 +290,23 @@ class GeneralEnglishBase:
     name = "nemo-general-english"
 
     def check_overrides(self, overrides: dict) -> None:
-        known = {f.name: f for f in dataclasses.fields(BaseRecipe) if f.type in ("int", "float")}
+        from asr_flywheel.backends.nemo.base_corpus import PROFILES
+
+        numbers = {f.name for f in dataclasses.fields(BaseRecipe) if f.type in ("int", "float")}
+        known = numbers | {"corpus", "init_from"}
         bad = [f"unknown setting {k!r} (known: {', '.join(sorted(known))})" for k in overrides if k not in known]
         bad += [
             f"{k} must be a positive number, got {v!r}"
             for k, v in overrides.items()
-            if k in known and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0)
+            if k in numbers and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0)
         ]
+        if "corpus" in overrides and overrides["corpus"] not in PROFILES:
+            bad.append(f"corpus must be one of {', '.join(PROFILES)}, got {overrides['corpus']!r}")
+        if overrides.get("init_from"):
+            try:
+                parent_base(dataclasses.replace(BaseRecipe(), init_from=str(overrides["init_from"])))
+            except InputError as exc:
+                bad.append(str(exc))
         if bad:
             raise InputError(f"base recipe {self.name!r}: " + "; ".join(bad))
 

@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="recipe seed (default: the recipe's, 1234)")
     p.add_argument("--steps", type=int, help="pretraining steps (default: the recipe's)")
     p.add_argument("--train-sentences", type=int, help="general-English training sentences (default: the recipe's)")
+    p.add_argument("--corpus", help="corpus profile: realistic (flite/Festival, the default) or espeak")
+    p.add_argument(
+        "--init-from",
+        metavar="FOLDER",
+        help="continue from an earlier base of this recipe (a folder under examples/, e.g. bases/espeak)",
+    )
     p.add_argument("--workers", type=int, default=2, help="parallel synthesis processes")
     p.add_argument("--export", metavar="DIR", help="also copy the model and its recipe record into DIR")
     p.add_argument("--json", action="store_true", help="print the recipe record as JSON")
@@ -40,6 +46,7 @@ def _overrides(args) -> dict:
         for f in OVERRIDES
         if (v := getattr(args, f)) is not None and v < 1
     ]
+    overrides |= {k: v for k in ("corpus", "init_from") if (v := getattr(args, k, None))}
     if args.workers < 1:
         bad.append(f"--workers must be at least 1, got {args.workers}")
     if bad:

@@ -31,3 +31,10 @@ def test_base_model_refuses_an_export_path_that_is_a_file_before_synthesis(tmp_p
     target.write_text("a file")
     assert main(["base-model", "--workspace", str(tmp_path / "ws"), "--export", str(target)]) == 2
     assert "--export" in capsys.readouterr().err and not (tmp_path / "ws" / "data").exists()
+
+
+def test_an_unknown_corpus_and_a_missing_parent_base_exit_2_naming_both(tmp_path, capsys):
+    code = main(["base-model", "--workspace", str(tmp_path), "--corpus", "klingon", "--init-from", "bases/nowhere"])
+    err = capsys.readouterr().err
+    assert code == 2 and "klingon" in err and "bases/nowhere" in err
+    assert not (tmp_path / "data").exists()  # nothing synthesised

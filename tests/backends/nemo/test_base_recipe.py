@@ -1,4 +1,5 @@
-"""The general-English base recipe: real espeak-ng audio, real noise, the project's NeMo trainer, on CPU.
+"""The general-English base recipe: real flite/Festival (and espeak-ng) audio, real noise, the project's NeMo
+trainer, on CPU.
 
 The end-to-end tests run the same `make_base_model` that `flywheel base-model` runs, with a cut-down recipe (a few
 dozen sentences, a 1-layer model, 3 steps) so the suite stays fast; the full recipe's numbers are in the committed
@@ -102,12 +103,65 @@ def test_replay_sentences_are_fresh_general_english_disjoint_from_every_split_an
     check_no_terms(recipe, {"replay": replay})
 
 
-def test_clip_plans_use_several_voices_speeds_and_noise_levels():
-    plans = bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234)
+def test_espeak_clip_plans_use_several_voices_speeds_and_noise_levels():
+    plans = bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234, "espeak")
     assert len({p.voice for p in plans}) >= 8 and len({p.speed_wpm for p in plans}) >= 5
     assert {p.noise_level for p in plans} == {"clean", "snr_20db", "snr_15db", "snr_10db"}
     assert {p.noise_kind for p in plans if p.snr_db} == {"pink", "white"}
-    assert plans == bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234)
+    assert plans == bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234, "espeak")
+
+
+def test_realistic_clip_plans_vary_voice_rate_pitch_warp_and_noise():
+    plans = bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234, "realistic")
+    assert {p.voice for p in plans} == set(bc.REALISTIC_VOICES) and {p.speed_wpm for p in plans} == {None}
+    assert {p.stretch for p in plans} == set(bc.STRETCHES) and {p.pitch for p in plans} == set(bc.PITCHES)
+    warps = [p.warp for p in plans]
+    assert bc.WARP_RANGE[0] <= min(warps) < 0.95 and 1.05 < max(warps) <= bc.WARP_RANGE[1]
+    assert {p.noise_level for p in plans} == {"clean", "snr_20db", "snr_15db"}
+    assert plans == bc.plan_clips(BaseRecipe().texts()["train"][:400], "train", 1234, "realistic")
+    with pytest.raises(ValueError, match="realistic"):
+        bc.plan_clips(["A sentence."], "train", 1234, "klingon")
+
+
+def test_realistic_control_rows_are_unwarped_voices_no_trained_or_replayed_row_uses():
+    recipe = BaseRecipe()
+    texts = recipe.texts()
+    control = bc.plan_clips(texts["heldout"], "heldout", recipe.seed, "realistic")
+    trained = {p.voice for s in ("train", "validation") for p in bc.plan_clips(texts[s], s, recipe.seed, "realistic")}
+    replay = {p.voice for p in bc.plan_clips(recipe.replay_texts(200), "replay", recipe.seed, "realistic")}
+    assert {p.voice for p in control} == set(bc.REALISTIC_CONTROL_VOICES)
+    assert not {p.voice for p in control} & (trained | replay) and {p.warp for p in control} == {1.0}
+
+
+def test_a_realistic_clip_is_spoken_warped_and_recorded_with_its_voice_and_prosody(tmp_path):
+    import soundfile as sf
+
+    [plan] = bc.plan_clips(["The garden was quiet this morning."], "train", 3, "realistic")
+    plain = dataclasses.replace(plan, warp=1.0, snr_db=None, noise_kind=None, noise_level="clean")
+    faster = dataclasses.replace(plain, warp=1.1, audio_filepath="audio/train/fast.wav")
+    manifest = bc.synthesise([plain, faster], tmp_path, "m.jsonl", workers=1, progress=None)
+    rows = {r["audio_filepath"]: r for r in map(__import__("json").loads, manifest.read_text().splitlines())}
+    a, b = (rows[p.audio_filepath] for p in (plain, faster))
+    assert a["voice_id"] == plan.voice and a["prosody"] == {"stretch": plan.stretch, "pitch": plan.pitch}
+    assert b["warp"] == 1.1 and abs(b["duration"] - a["duration"] / 1.1) < 0.05  # sox speed shortens it
+    assert sf.info(str(tmp_path / faster.audio_filepath)).samplerate == 16000
+
+
+def test_records_of_bases_made_before_the_realistic_profile_read_back_as_espeak_bases():
+    from asr_flywheel.backends.nemo.base_recipe import recipe_of
+
+    made = GeneralEnglishBase().exported(REPO_EXAMPLES / "bases" / "espeak")
+    assert made is not None and "corpus" not in made.record["recipe"]
+    recipe = recipe_of(made)
+    assert recipe.corpus == "espeak" and recipe.recipe_hash() != BaseRecipe().recipe_hash()
+    assert bc.plan_clips(recipe.texts()["heldout"][:3], "heldout", recipe.seed, recipe.corpus)[0].speed_wpm
+
+
+def test_a_bad_corpus_or_missing_parent_is_named_before_any_compute():
+    with pytest.raises(InputError) as err:
+        GeneralEnglishBase().check_overrides({"corpus": "klingon", "init_from": "bases/nowhere"})
+    assert "klingon" in str(err.value) and "bases/nowhere" in str(err.value)
+    GeneralEnglishBase().check_overrides({"corpus": "espeak", "init_from": "bases/espeak"})
 
 
 @pytest.mark.parametrize("kind", ["pink", "white"])
@@ -174,3 +228,18 @@ def test_a_recipe_stopped_after_pretraining_reuses_the_finished_run_instead_of_t
     a, b = _weights(tiny_base.model_path), _weights(resumed.model_path)
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     assert not work.exists()  # published under the recipe hash, like a fresh run
+
+
+@pytest.mark.slow
+def test_init_from_continues_the_named_base_and_records_it(tmp_path):
+    import hashlib
+
+    parent = REPO_EXAMPLES / "bases" / "espeak"
+    settings = {**TINY_SETTINGS, "init_from": "bases/espeak", "max_steps": 2}
+    made = GeneralEnglishBase().make(tmp_path, overrides=settings, log=lambda *_: None)
+    rec = made.record["init_from"]
+    assert rec["folder"] == "examples/bases/espeak"
+    assert rec["model_sha256"] == hashlib.sha256((parent / "base.nemo").read_bytes()).hexdigest()
+    before, after = _weights(parent / "base.nemo"), _weights(made.model_path)
+    assert before.keys() == after.keys()  # the parent's architecture (d_model 128), not TINY's
+    assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
