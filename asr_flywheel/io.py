@@ -40,7 +40,10 @@ def _fsync_dir(path: Path) -> None:
 def no_space(exc: OSError, path: str | os.PathLike) -> OSError:
     """A full disk named as such, with the file that did not fit (libraries report it in their own words)."""
     if exc.errno == errno.ENOSPC:
-        return OSError(errno.ENOSPC, f"no space left on the device holding {Path(path).parent}", str(path))
+        folder = Path(path).parent
+        while folder.name.startswith(".") and folder != folder.parent:  # a staging folder: name what the user chose
+            folder = folder.parent
+        return OSError(errno.ENOSPC, f"no space left on the device holding {folder}", str(path))
     return exc
 
 

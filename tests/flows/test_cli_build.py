@@ -109,5 +109,6 @@ def test_build_on_a_full_disk_says_so_and_leaves_no_partial_clip_or_manifest(tmp
         code = main(["build", str(terms), "--out", str(disk / "m.jsonl"), *FAST, "--rows-per-term", "3"])
         err = capsys.readouterr().err
         assert code != 0 and "no space left on the device" in err and "Format not recognised" not in err
+        assert f"device holding {disk}" in err and ".synth-" not in err.partition("device holding")[2].split()[0]
         assert not (disk / "m.jsonl").exists()
         assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
