@@ -85,52 +85,50 @@ def _noise(table, u: float) -> tuple[str, float | None]:
     return table[-1][0], table[-1][1]
 
 
+def _noise_fields(noise_table, seed: int, split: str, i: int) -> dict:
+    """Where the row goes and how it is noised: the same draws for every profile."""
+    label, snr = _noise(noise_table, _unit(seed, split, i, "noise"))
+    return {
+        "audio_filepath": f"audio/{split}/{split}_{i:05d}.wav",
+        "noise_level": label,
+        "snr_db": snr,
+        "noise_kind": None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
+        "noise_seed": int(_unit(seed, split, i, "nseed") * 2**31),
+    }
+
+
 def plan_clips(texts: list[str], split: str, seed: int, profile: str = "espeak") -> list[ClipPlan]:
     if profile == "realistic":
         return _plan_realistic(texts, split, seed)
     if profile != "espeak":
         raise ValueError(f"unknown corpus profile {profile!r} (profiles: {', '.join(PROFILES)})")
-    plans = []
-    for i, text in enumerate(texts):
-        label, snr = _noise(NOISE, _unit(seed, split, i, "noise"))
-        plans.append(
-            ClipPlan(
-                text=text,
-                audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
-                voice=VOICES[int(_unit(seed, split, i, "voice") * len(VOICES))],
-                speed_wpm=SPEEDS_WPM[int(_unit(seed, split, i, "speed") * len(SPEEDS_WPM))],
-                noise_level=label,
-                snr_db=snr,
-                noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
-                noise_seed=int(_unit(seed, split, i, "nseed") * 2**31),
-            )
+    return [
+        ClipPlan(
+            text=text,
+            voice=_pick(VOICES, seed, split, i, "voice"),
+            speed_wpm=_pick(SPEEDS_WPM, seed, split, i, "speed"),
+            **_noise_fields(NOISE, seed, split, i),
         )
-    return plans
+        for i, text in enumerate(texts)
+    ]
 
 
 def _plan_realistic(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
     control = split in CONTROL_SPLITS
     voices = REALISTIC_CONTROL_VOICES if control else REALISTIC_VOICES
     lo, hi = WARP_RANGE
-    plans = []
-    for i, text in enumerate(texts):
-        label, snr = _noise(REALISTIC_NOISE, _unit(seed, split, i, "noise"))
-        plans.append(
-            ClipPlan(
-                text=text,
-                audio_filepath=f"audio/{split}/{split}_{i:05d}.wav",
-                voice=_pick(voices, seed, split, i, "voice"),
-                speed_wpm=None,
-                noise_level=label,
-                snr_db=snr,
-                noise_kind=None if snr is None else ("pink" if _unit(seed, split, i, "kind") < 0.6 else "white"),
-                noise_seed=int(_unit(seed, split, i, "nseed") * 2**31),
-                stretch=_pick(STRETCHES, seed, split, i, "stretch"),
-                pitch=_pick(PITCHES, seed, split, i, "pitch"),
-                warp=1.0 if control else round(lo + (hi - lo) * _unit(seed, split, i, "warp"), 3),
-            )
+    return [
+        ClipPlan(
+            text=text,
+            voice=_pick(voices, seed, split, i, "voice"),
+            speed_wpm=None,
+            stretch=_pick(STRETCHES, seed, split, i, "stretch"),
+            pitch=_pick(PITCHES, seed, split, i, "pitch"),
+            warp=1.0 if control else round(lo + (hi - lo) * _unit(seed, split, i, "warp"), 3),
+            **_noise_fields(REALISTIC_NOISE, seed, split, i),
         )
-    return plans
+        for i, text in enumerate(texts)
+    ]
 
 
 def _speak(plan: ClipPlan, out: Path) -> None:
