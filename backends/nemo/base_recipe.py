@@ -153,14 +153,16 @@ def check_no_terms(recipe: BaseRecipe, texts: dict[str, list[str]]) -> None:
         raise InputError(f"the general-English corpus contains clinical term words: {detail}")
 
 
-def corpus_manifests(recipe: BaseRecipe, root: Path, splits=("train", "validation", "heldout"), workers: int = 2):
+def corpus_manifests(
+    recipe: BaseRecipe, root: Path, splits=("train", "validation", "heldout"), workers: int = 2, progress=print
+):
     """Synthesise (missing clips only) the named splits; returns {split: manifest path}."""
     from asr_flywheel.backends.nemo import base_corpus as bc
 
     texts = recipe.texts()
     check_no_terms(recipe, texts)
     return {
-        s: bc.synthesise(bc.plan_clips(texts[s], s, recipe.seed, recipe.corpus), root, f"{s}.jsonl", workers)
+        s: bc.synthesise(bc.plan_clips(texts[s], s, recipe.seed, recipe.corpus), root, f"{s}.jsonl", workers, progress)
         for s in splits
     }
 
@@ -201,7 +203,7 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
     t0 = time.perf_counter()
     data = Path(workspace) / "data" / "general" / recipe.corpus_key()
     log(f"synthesising the general-English corpus ({recipe.n_train} + {recipe.n_heldout} sentences) in {data}")
-    manifests = corpus_manifests(recipe, data, workers=workers)
+    manifests = corpus_manifests(recipe, data, workers=workers, progress=log)
     synth_s = time.perf_counter() - t0
     work = home.with_name(f".{digest}.work")
     work.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from asr_flywheel.errors import InputError
@@ -14,7 +15,7 @@ from asr_flywheel.flows.cli._common import config_from
 
 DEFAULT_RECIPE = "nemo-general-english"
 #: flag → the recipe setting it overrides.
-OVERRIDES = {"seed": "seed", "steps": "max_steps", "train_sentences": "n_train"}
+OVERRIDES = {"seed": "seed", "steps": "max_steps", "train_sentences": "n_train", "lr": "lr", "threads": "threads"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="recipe seed (default: the recipe's, 1234)")
     p.add_argument("--steps", type=int, help="pretraining steps (default: the recipe's)")
     p.add_argument("--train-sentences", type=int, help="general-English training sentences (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the recipe's, 1)")
     p.add_argument("--corpus", help="corpus profile: realistic (flite/Festival, the default) or espeak")
     p.add_argument(
         "--init-from",
@@ -44,7 +47,7 @@ def _overrides(args) -> dict:
     bad = [
         f"--{f.replace('_', '-')} must be positive, got {v}"
         for f in OVERRIDES
-        if (v := getattr(args, f)) is not None and v < 1
+        if (v := getattr(args, f)) is not None and (v <= 0 if isinstance(v, float) else v < 1)
     ]
     overrides |= {k: v for k in ("corpus", "init_from") if (v := getattr(args, k, None))}
     if args.workers < 1:
@@ -65,7 +68,9 @@ def cmd_base_model(args) -> int:
     require_writable_dir(workspace, "--workspace")  # before minutes of synthesis and pretraining
     if args.export:
         require_writable_dir(args.export, "--export")
-    made = recipe.make(workspace, overrides=overrides, workers=args.workers)
+    # progress goes to stderr with --json, so stdout is the record alone (parseable)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    made = recipe.make(workspace, overrides=overrides, workers=args.workers, log=log)
     if args.export:
         recipe.export(made, Path(args.export))
     if args.json:

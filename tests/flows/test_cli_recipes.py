@@ -1,13 +1,20 @@
 """`flywheel base-model`: bad flags are refused with exit 2, naming every one, before any synthesis or training."""
 
+import json
+
+import pytest
+
 from asr_flywheel.flows.cli import main
 
 
 def test_base_model_rejects_every_bad_flag_with_exit_2(tmp_path, capsys):
-    code = main(["base-model", "--workspace", str(tmp_path), "--steps", "0", "--workers", "0", "--seed", "-1"])
+    code = main(
+        ["base-model", "--workspace", str(tmp_path), "--steps", "0", "--workers", "0", "--seed", "-1", "--lr", "0"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "--steps must be positive" in err and "--workers must be at least 1" in err and "--seed" in err
+    assert "--lr must be positive" in err
     assert not (tmp_path / "models").exists() and not (tmp_path / "data").exists()
 
 
@@ -38,3 +45,19 @@ def test_an_unknown_corpus_and_a_missing_parent_base_exit_2_naming_both(tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "klingon" in err and "bases/nowhere" in err
     assert not (tmp_path / "data").exists()  # nothing synthesised
+
+
+@pytest.mark.slow
+def test_base_model_json_prints_only_the_record_on_stdout_with_every_flag_applied(tmp_path, capsys):
+    """A real (cut-down) recipe run through the CLI: realistic corpus, continued from the espeak base, one step."""
+    code = main(
+        ["base-model", "--workspace", str(tmp_path), "--init-from", "bases/espeak", "--steps", "1",
+         "--train-sentences", "8", "--lr", "2e-3", "--threads", "2", "--json"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    record = json.loads(out)  # nothing but the record: progress went to stderr
+    assert code == 0 and "synthesising" in err
+    assert {k: record["recipe"][k] for k in ("lr", "threads", "max_steps", "n_train", "corpus", "init_from")} == {
+        "lr": 2e-3, "threads": 2, "max_steps": 1, "n_train": 8, "corpus": "realistic", "init_from": "bases/espeak"
+    }  # fmt: skip
+    assert record["init_from"]["folder"] == "examples/bases/espeak"
