@@ -239,7 +239,7 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         "timings_s": {"synthesis": round(synth_s, 1), "training": round(train_s, 1)},
         #: True when a finished pretraining in the work directory was reused (the training time is that run's).
         "pretraining_reused": reused,
-        "training_run_info": result.run_info,
+        "training_run_info": portable_run_info(result.run_info, work),
     }
     run_info = {**result.run_info, "base_recipe": {k: v for k, v in record.items() if k != "training_run_info"}}
     fio.write_json(work / "training_run_info.json", run_info)
@@ -249,6 +249,26 @@ def make_base_model(workspace: Path, recipe: BaseRecipe | None = None, *, worker
         shutil.rmtree(home)
     work.rename(home)
     return _made(home, cached=False)
+
+
+def _portable_path(value: str, work: Path) -> str:
+    """A path as it reads on any machine: relative to the repository, or to the base's own folder."""
+    path = Path(value)
+    for root, prefix in ((REPO_EXAMPLES.parent, ""), (work, "<base folder>/")):
+        if path.is_relative_to(root):
+            return prefix + str(path.relative_to(root))
+    return path.name
+
+
+def portable_run_info(run_info: dict, work: Path) -> dict:
+    """The trainer's run info without this machine's paths, for a record that is committed and shared: model paths
+    become repository- or base-relative, and the container script (commands for this machine's work folder, gone
+    once the base is published) is left out."""
+    out = {k: v for k, v in run_info.items() if k != "container_command"}
+    for key in ("base_model", "weights"):
+        if isinstance(out.get(key), str):
+            out[key] = _portable_path(out[key], work)
+    return out
 
 
 def _parent_record(recipe: BaseRecipe) -> dict:

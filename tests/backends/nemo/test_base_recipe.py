@@ -201,6 +201,16 @@ def test_recipe_records_corpus_hash_seed_steps_versions_and_heldout_wer(tiny_bas
     assert rec["text_source"] == ge.SOURCE and "capitalised" in rec["training_text"]
     assert rec["heldout_general"]["rows"] == TINY.n_heldout and rec["heldout_general"]["wer"] >= 0
     assert rec["training_run_info"]["hyperparameters"]["spec_augment"] is False
+    # a record is committed and shared: none of this machine's paths (workspace, repository) in it
+    text = __import__("json").dumps(rec)
+    assert str(tiny_base.model_path.parents[3]) not in text and str(REPO_EXAMPLES.parent) not in text
+    assert "container_command" not in rec["training_run_info"]
+
+
+def test_the_committed_records_hold_no_machine_paths():
+    for record in sorted(REPO_EXAMPLES.glob("**/base_recipe.json")):
+        text = record.read_text()
+        assert not any(root in text for root in ('"/tmp/', '"/work/', '"/root/', '"/home/', "/workspace/")), record
 
 
 @pytest.mark.slow
