@@ -131,6 +131,15 @@ def _plan_realistic(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
     ]
 
 
+def _engines():
+    """The manifest builder's router over flite and Festival (voice ids name their engine)."""
+    from asr_flywheel.backends.tts.festival import FestivalSynthesizer
+    from asr_flywheel.backends.tts.flite import FliteSynthesizer
+    from asr_flywheel.build.voices import Engines
+
+    return Engines({"flite": FliteSynthesizer(), "festival": FestivalSynthesizer()}, "flite")
+
+
 def _speak(plan: ClipPlan, out: Path) -> None:
     """One clip of the plan's voice: espeak-ng by speed, flite/Festival by prosody, then the sox speed warp."""
     if plan.speed_wpm is not None:
@@ -138,24 +147,15 @@ def _speak(plan: ClipPlan, out: Path) -> None:
 
         EspeakSynthesizer(speed_wpm=plan.speed_wpm).synthesize(plan.text, out, voice=plan.voice)
         return
-    from asr_flywheel.build.voices import Prosody, parse_voice
+    from asr_flywheel.backends.tts._tools import SynthesisError, require, run
+    from asr_flywheel.build.voices import Prosody
 
-    vid = parse_voice(plan.voice, "flite")
-    if vid.engine == "festival":
-        from asr_flywheel.backends.tts.festival import FestivalSynthesizer as Synth
-    else:
-        from asr_flywheel.backends.tts.flite import FliteSynthesizer as Synth  # type: ignore[assignment]
-    Synth().synthesize(plan.text, out, voice=vid.voice, prosody=Prosody(plan.stretch, plan.pitch))
+    _engines().synthesize(plan.text, out, voice=plan.voice, prosody=Prosody(plan.stretch, plan.pitch))
     if plan.warp != 1.0:
-        import subprocess
-
         warped = out.with_name(f".warp.{out.name}")
-        res = subprocess.run(
-            ["sox", "-q", "-R", str(out), str(warped), "speed", f"{plan.warp:g}", "rate", "16000"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        res = run([require("sox"), "-q", "-R", str(out), str(warped), "speed", f"{plan.warp:g}", "rate", "16000"])
         if res.returncode != 0:
-            raise OSError(f"sox speed {plan.warp:g} failed on {out}: {res.stderr.strip()[:200]}")
+            raise SynthesisError(f"sox speed {plan.warp:g} failed on {out}: {res.stderr.strip()[:200]}")
         warped.replace(out)
 
 
