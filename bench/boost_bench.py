@@ -1,9 +1,9 @@
 """What phrase boosting costs: boosted greedy decoding against plain greedy decoding of the same clips, with 10,
 100, 1,000 and 10,000 phrases, and the time to build each boosting tree.
 
-    python bench/boost_bench.py [--model examples/demo/base/base.nemo] [--clips 32] [--repeats 3]
+    python bench/boost_bench.py [--model examples/bases/realistic/base.nemo] [--clips 32] [--repeats 3]
 
-The clips are espeak-ng speech of the demo's cycle-2 terms (synthesised into a temporary folder); the phrase lists
+The clips are flite speech of the demo's cycle-2 terms (synthesised into a temporary folder); the phrase lists
 are those terms followed by words of the CMU dictionary (real English spellings, so the tree has realistic
 branching). Each repeat decodes plain and boosted alternately, in alternating order; the printed ratio is boosted ÷
 plain of the same repeat (these machines are noisy: compare ratios, not absolute times). The target in the product
@@ -28,12 +28,21 @@ SIZES = (10, 100, 1_000, 10_000)
 
 
 def clips(folder: Path, rows_per_term: int) -> tuple[list[str], list[str]]:
-    """(audio paths, terms) of a small espeak manifest of the demo's new terms."""
+    """(audio paths, terms) of a small flite manifest of the demo's new terms."""
     from asr_flywheel.validation import load_manifest
 
     out = folder / "manifest.jsonl"
     terms = ROOT / "examples" / "demo" / "new_terms.csv"
-    args = ["build", str(terms), "--out", str(out), "--voices", "en-us,en-gb", "--rows-per-term", str(rows_per_term)]
+    args = [
+        "build",
+        str(terms),
+        "--out",
+        str(out),
+        "--voices",
+        "flite:rms,flite:awb",
+        "--rows-per-term",
+        str(rows_per_term),
+    ]
     if flywheel([*args, "--no-judge", "--json"]) != 0:
         raise SystemExit("could not synthesise the benchmark clips")
     m = load_manifest(out)
@@ -53,7 +62,7 @@ def decode(model, paths: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(ROOT / "examples" / "demo" / "base" / "base.nemo"))
+    ap.add_argument("--model", default=str(ROOT / "examples" / "bases" / "realistic" / "base.nemo"))
     ap.add_argument("--rows-per-term", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()

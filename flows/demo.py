@@ -1,7 +1,7 @@
 """The offline demo (`flywheel demo`, `make demo`): two turns of the flywheel on a general-English base model.
 
 The base is a tiny FastConformer-CTC that knows everyday English and not the clinical terms, made by the recipe
-in `backends/nemo/base_recipe.py` (`flywheel base-model`). The committed copy in examples/demo/base/ (with its
+in `backends/nemo/base_recipe.py` (`flywheel base-model`). The committed copy in examples/bases/espeak/ (with its
 recipe record) is used when present, because pretraining takes ~25 minutes on 2 cores; otherwise the recipe
 runs here once and is cached in the workspace.
 
@@ -29,7 +29,7 @@ from asr_flywheel.plugins.contracts import MadeBase, Server
 from asr_flywheel.plugins.manager import Plugins
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-COMMITTED_BASE = EXAMPLES / "demo" / "base"
+COMMITTED_BASE = EXAMPLES / "bases" / "espeak"
 
 
 @dataclass(frozen=True)

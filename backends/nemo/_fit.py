@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import OmegaConf, open_dict
 
 from asr_flywheel.backends.nemo import recipe
+from asr_flywheel.errors import InputError
 from asr_flywheel.plugins.contracts import ProgressFn, TrainRequest
 
 
@@ -98,10 +99,20 @@ def apply_spec_augment(model, hp: dict) -> None:
     model.spec_augmentation = model.from_config_dict(model.cfg.spec_augment) if sa else None
 
 
+def freeze_pre_encode(model) -> None:
+    """Fix the encoder's subsampling block: no gradient, so the optimiser leaves it as the base trained it."""
+    block = getattr(getattr(model, "encoder", None), "pre_encode", None)
+    if block is None:
+        raise InputError(f"freeze_pre_encode: {type(model).__name__}'s encoder has no pre_encode block to freeze")
+    block.requires_grad_(False)
+
+
 def prepare_model(model, request: TrainRequest, hp: dict, on_gpu: bool, trainer: Trainer) -> None:
     """The stock script's sequence after restore: vocabulary → data → optimisation → SpecAugment."""
     if hp["tokenizer_dir"]:
         update_tokenizer(model, hp["tokenizer_dir"], hp["tokenizer_type"])
+    if hp["freeze_pre_encode"]:
+        freeze_pre_encode(model)
     model.set_trainer(trainer)  # so setup_optimization computes the schedule from the trainer right away
     setup_data(model, request, hp, on_gpu)
     model.setup_optimization(OmegaConf.create(recipe.optim_config(hp)))

@@ -228,6 +228,11 @@ def write_container_run(
     train = [*_docker(root, token=False), *launch, "--", *stock]
     produced = exp_dir / EXP_NAME / "checkpoints" / f"{EXP_NAME}.nemo"
     differences = list(INHERENT_DIFFERENCES)
+    if hp["freeze_pre_encode"]:
+        differences.append(
+            "freeze_pre_encode: the stock script trains every parameter (its freeze_updates reaches only top-level "
+            "modules, not encoder.pre_encode), so the container run also updates the subsampling block"
+        )
     if sample_rate is None:
         differences.append("sample rate: the base is downloaded in the container, so the stock yaml's 16000 is used")
     script = _script(prepare, train, produced, out_dir)

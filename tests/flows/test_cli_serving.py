@@ -161,7 +161,7 @@ def test_an_unwritable_repo_or_out_exits_2_naming_it(argv, tmp_path, capsys, mon
 def test_deploy_to_a_server_that_is_not_there_writes_no_version(tmp_path, capsys, monkeypatch):
     """Otherwise the never-loaded version would later be offered as a rollback target."""
     monkeypatch.chdir(tmp_path)
-    base = Path(__file__).resolve().parents[2] / "examples" / "demo" / "base" / "base.nemo"
+    base = Path(__file__).resolve().parents[2] / "examples" / "bases" / "espeak" / "base.nemo"
     (port,) = free_ports(1)
     repo = tmp_path / "repo"
     argv = ["deploy", str(base), "--to", "triton", "--repo", str(repo), "--url", f"127.0.0.1:{port}", "--name", "m"]

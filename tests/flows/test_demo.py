@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(prefect_server, tmp_path_factory):
-    assert (COMMITTED_BASE / "base.nemo").is_file(), "the committed base model (examples/demo/base) is missing"
+    assert (COMMITTED_BASE / "base.nemo").is_file(), "the committed base model (examples/bases/espeak) is missing"
     return run_demo(tmp_path_factory.mktemp("demo-ws"), profile=SMALL)
 
 

@@ -171,7 +171,7 @@ def wait_until(predicate, proc: subprocess.Popen, log: Path, timeout: float = 30
 #: The committed demo base (a real tiny NeMo CTC model trained here on general English) and the demo's cycle-2
 #: terms, which it never heard: the boosting tests' model and words.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_BASE = REPO_ROOT / "examples" / "demo" / "base" / "base.nemo"
+DEMO_BASE = REPO_ROOT / "examples" / "bases" / "espeak" / "base.nemo"
 DEMO_NEW_TERMS = REPO_ROOT / "examples" / "demo" / "new_terms.csv"
 
 

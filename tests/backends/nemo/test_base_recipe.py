@@ -3,7 +3,7 @@ trainer, on CPU.
 
 The end-to-end tests run the same `make_base_model` that `flywheel base-model` runs, with a cut-down recipe (a few
 dozen sentences, a 1-layer model, 3 steps) so the suite stays fast; the full recipe's numbers are in the committed
-record (examples/demo/base/base_recipe.json).
+record (examples/bases/*/base_recipe.json).
 """
 
 import dataclasses
@@ -30,7 +30,8 @@ TINY_SETTINGS = {
     "batch_size": 4,
 }  # fmt: skip
 TINY = BaseRecipe(**TINY_SETTINGS)
-COMMITTED = REPO_EXAMPLES / "demo" / "base"
+#: The committed bases: the demo's (realistic voices) and its parent (espeak-ng voices).
+COMMITTED = [REPO_EXAMPLES / "bases" / "realistic", REPO_EXAMPLES / "bases" / "espeak"]
 
 
 def test_the_recipe_is_a_plugin_found_by_name():
@@ -51,9 +52,10 @@ def test_bad_overrides_are_all_named_before_any_compute():
     GeneralEnglishBase().check_overrides(TINY_SETTINGS)  # all known and positive
 
 
-def test_the_committed_base_reads_back_with_its_record_and_exports_unchanged(tmp_path):
+@pytest.mark.parametrize("folder", COMMITTED, ids=lambda f: f.name)
+def test_the_committed_base_reads_back_with_its_record_and_exports_unchanged(folder, tmp_path):
     recipe = GeneralEnglishBase()
-    made = recipe.exported(COMMITTED)
+    made = recipe.exported(folder)
     assert made is not None and made.recipe == recipe.name
     assert made.heldout_wer == made.record["heldout_general"]["wer"] and made.recipe_hash == made.record["recipe_hash"]
     copy = recipe.export(made, tmp_path / "out")

@@ -134,10 +134,11 @@ HYDRA_KEYS = {
 }
 PREPARE_KEYS = ("spec_augment", "freq_masks", "time_masks", "freq_width", "time_width")  # tested below
 OTHER_KEYS = ("seed", "tokenizer_dir")
+DIFFERENCE_KEYS = ("freeze_pre_encode",)  # no stock key reaches it: recorded as a difference (tested below)
 
 
 def test_the_key_by_key_tests_cover_every_hyperparameter():
-    assert set(HYDRA_KEYS) | set(PREPARE_KEYS) | set(OTHER_KEYS) == set(DEFAULTS)
+    assert set(HYDRA_KEYS) | set(PREPARE_KEYS) | set(OTHER_KEYS) | set(DIFFERENCE_KEYS) == set(DEFAULTS)
 
 
 def dig(cfg, dotted: str):
@@ -268,3 +269,10 @@ def test_the_launcher_seeds_then_runs_the_script_with_the_overrides(tmp_path, mo
         container_entry.main(["launch", "--seed", "7", "--script", str(probe), "--", "a.b=1", "+c=x"])
         runs.append(json.loads((tmp_path / "out.json").read_text()))
     assert runs[0] == runs[1] and runs[0][0] == [str(probe), "a.b=1", "+c=x"]
+
+
+def test_a_frozen_subsampling_block_is_listed_as_what_the_container_run_does_differently(tmp_path):
+    assert not any(d.startswith("freeze_pre_encode") for d in plan_for(tmp_path / "a").differences)
+    assert any(
+        d.startswith("freeze_pre_encode") for d in plan_for(tmp_path / "b", {"freeze_pre_encode": True}).differences
+    )

@@ -221,3 +221,27 @@ def test_the_trainer_uses_the_base_model_resolved_in_the_request(nemo_tiny_model
     with pytest.raises(RefusedError, match="known to collapse"):
         NemoTrainer().train(request)
     assert not (tmp_path / "out").exists()
+
+
+def test_freeze_pre_encode_trains_everything_but_the_subsampling_block(nemo_tiny_models, split_dir, tmp_path):
+    import torch
+
+    base = tiny_weights(nemo_tiny_models["ctc"])
+    res = steps.train(
+        split_dir, str(nemo_tiny_models["ctc"]), tmp_path, hyperparameters={**FAST, "freeze_pre_encode": True}
+    )
+    tuned = tiny_weights(res.model_path)
+    frozen = [k for k in base if k.startswith("encoder.pre_encode.")]
+    trained = [k for k in base if k.startswith("encoder.layers.") and base[k].is_floating_point()]
+    assert frozen and all(torch.equal(base[k], tuned[k]) for k in frozen)
+    assert any(not torch.equal(base[k], tuned[k]) for k in trained)
+    info = json.loads(res.run_info_path.read_text())
+    assert info["hyperparameters"]["freeze_pre_encode"] is True
+    assert any(d.startswith("freeze_pre_encode:") for d in info["container"]["differences"])
+
+
+def test_a_switch_hyperparameter_must_be_true_or_false(nemo_tiny_models, split_dir, tmp_path):
+    with pytest.raises(InputError) as err:
+        steps.train(split_dir, str(nemo_tiny_models["ctc"]), tmp_path, hyperparameters={"freeze_pre_encode": "yes"})
+    assert "freeze_pre_encode" in str(err.value) and "true or false" in str(err.value)
+    assert not (tmp_path / "adapted_model.nemo").exists()
