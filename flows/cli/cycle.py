@@ -6,6 +6,7 @@ import argparse
 import json
 
 from asr_flywheel.cycle import WorkspaceBusyError, require_writable_dir
+from asr_flywheel.errors import InputError
 from asr_flywheel.flows.cli._common import config_from, ensure_prefect_server, pin_cpu_numerics, prefect_env_defaults
 
 
@@ -37,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quick",
         action="store_true",
         help="the same two cycles on fewer rows and epochs (8 per term, 450 replay rows, 4 and 1 epochs)",
+    )
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="the two cycles on flite/Festival voices, every clip judged, from the realistic base (about 20 min)",
     )
     p.set_defaults(func=cmd_demo)
 
@@ -77,12 +83,15 @@ def cmd_cycle(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.quick and args.realistic:
+        raise InputError("--quick and --realistic are two different demos: choose one")
     cfg = config_from(args)
     require_writable_dir(args.workspace or cfg.workspace, "--workspace")
     pin_cpu_numerics()  # the demo's numbers are the README's: the same on any AVX2 host
     prefect_env_defaults(args.workspace or cfg.workspace)
     ensure_prefect_server()
-    from asr_flywheel.flows.demo import FULL, QUICK, run_demo
+    from asr_flywheel.flows.demo import FULL, QUICK, REALISTIC, run_demo
 
-    run_demo(args.workspace or cfg.workspace, cfg, profile=QUICK if args.quick else FULL)
+    profile = QUICK if args.quick else REALISTIC if args.realistic else FULL
+    run_demo(args.workspace or cfg.workspace, cfg, profile=profile)
     return 0
