@@ -22,7 +22,7 @@ from pathlib import Path
 
 from asr_flywheel import io as fio
 from asr_flywheel.build.judge import DEFAULT_JUDGE
-from asr_flywheel.build.voices import DEFAULT_VOICES
+from asr_flywheel.build.voices import DEFAULT_VOICES, parse_voice
 from asr_flywheel.config import FlywheelConfig
 from asr_flywheel.cycle import Workspace
 from asr_flywheel.flows.demo_report import DemoSummary, cycle_report, print_cycle, print_numbers, print_where
@@ -250,7 +250,8 @@ def run_demo(workspace: str | Path, config: FlywheelConfig | None = None, profil
     print_numbers(summary)
     if profile.deploy and not profile.keep_server:
         _local_server().serve_stop(ws.root / "triton")
-    print_where(ws, endpoint, profile.deploy and profile.keep_server, cfg_path)
+    engines = ", ".join(sorted({parse_voice(v, "espeak").engine for v in profile.voices}))
+    print_where(ws, endpoint, profile.deploy and profile.keep_server, cfg_path, engines)
     return DemoResult(ws.root, base, summary, cfg_path, endpoint)
 
 

@@ -170,7 +170,7 @@ def _print_decision(who: str, d: DecisionResult) -> None:
         print(f"  {who}: control set: not evaluated")
 
 
-def print_where(ws: Workspace, endpoint: str | None, server_running: bool, config: Path) -> None:
+def print_where(ws: Workspace, endpoint: str | None, server_running: bool, config: Path, engines: str) -> None:
     print("\n" + RULE)
     print("Where everything is:")
     print(f"  leaderboards and decisions: {ws.root}/cycles/<n>/ (baseline/, after/, gate.md, decision.md)")
@@ -188,6 +188,5 @@ def print_where(ws: Workspace, endpoint: str | None, server_running: bool, confi
         f" runs {name}-cycle-1 and {name}-cycle-2 with their artifacts"
     )
     print(f"  demo config: {config}")
-    print("\nThe models are tiny (a FastConformer-CTC of a few million parameters trained on synthetic espeak-ng")
-    print("speech): they show the flywheel's behaviour, not clinical accuracy. Every number above was computed by the")
-    print("pipeline.")
+    print(f"\nThe models are tiny (FastConformer-CTC, 1.6 million parameters) and the speech is synthetic ({engines}):")
+    print("they show the flywheel's behaviour, not clinical accuracy. Every number above was computed by the pipeline.")
