@@ -14,16 +14,34 @@ class Refusal:
 
 def start() -> None:
     """Once per worker. Ctrl-C reaches the whole process group: the parent stops the pool, so workers ignore it
-    (no traceback per worker); they exit when the parent closes their queue, or dies."""
+    (no traceback per worker); they exit when the parent closes their queue, or when the parent is gone."""
     import signal
 
     global _decoder
     from pocketsphinx import Decoder
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
 
     # fwdflat off: 1.4x faster, WER unchanged on 18 flite clips (0.258 vs 0.295 with it; measured here)
     _decoder = Decoder(loglevel="FATAL", fwdflat=False)
+
+
+def _exit_with_parent(poll_s: float = 0.5) -> None:
+    """A parent that exits without shutting the pool down (killed, or `os._exit` after a signal) never closes the
+    task queue: each worker holds that queue's write end too, so it would wait on it forever. Watch the parent."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def decode(path: str) -> str | Refusal:

@@ -55,3 +55,47 @@ def test_a_clip_at_another_rate_is_named_not_decoded(tmp_path, capsys):
     assert main(["--config", str(cfg), "eval", str(manifest), "--model", MODEL, "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert "a.wav: 8000 Hz" in err and "16 kHz mono" in err
+
+
+KILLED_PARENT = """
+import os, signal, sys
+from asr_flywheel.backends.pocketsphinx.transcriber import PocketSphinxModel
+if __name__ == "__main__":
+    model = PocketSphinxModel(workers=2)
+    model.transcribe([sys.argv[1]])  # the decoder processes now exist
+    print(" ".join(str(p) for p in model._executor()._processes), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no shutdown, no atexit
+"""
+
+
+def test_decoder_processes_exit_when_their_parent_is_killed(tiny_dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    clip = json.loads(tiny_dataset.read_text().splitlines()[0])["audio_filepath"]
+    clip = clip if os.path.isabs(clip) else str(tiny_dataset.parent / clip)
+    script = tmp_path / "parent.py"
+    script.write_text(KILLED_PARENT)
+    pids = tmp_path / "workers.txt"
+    with pids.open("w") as out:  # a file, not a pipe: orphaned workers would hold a pipe open
+        proc = subprocess.Popen([sys.executable, str(script), clip], stdout=out, stderr=subprocess.DEVNULL)
+        assert proc.wait(timeout=120) == -9
+    workers = [int(p) for p in pids.read_text().split()]
+    assert workers  # started on demand: one or two
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split(") ")[1].startswith("Z")
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in workers if alive(p)]
+    for pid in left:  # never leave them behind, even when the test fails
+        os.kill(pid, 9)
+    assert not left
