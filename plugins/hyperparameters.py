@@ -1,8 +1,9 @@
 """Hyperparameter overrides for trainer plugins: one merge rule for every backend.
 
 Unknown keys are errors (a typo silently falling back to a default would change the run), and so are
-non-positive values for the keys a backend names as sizes or rates, values outside a key's choices, switches that
-are not true or false, and NaN or infinite numbers; every offender is listed at once, before any model loads.
+non-positive values for the keys a backend names as sizes or rates, values outside a key's choices, switches (keys
+whose default is true or false) set to anything else, and NaN or infinite numbers; every offender is listed at
+once, before any model loads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ def merge_hyperparameters(
     *,
     positive: tuple[str, ...] = (),
     choices: dict[str, tuple[str, ...]] | None = None,
-    flags: tuple[str, ...] = (),
 ) -> dict:
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
@@ -45,7 +45,11 @@ def merge_hyperparameters(
         for k, allowed in (choices or {}).items()
         if str(hp[k]).lower() not in allowed
     ]
-    problems += [Problem(0, k, f"must be true or false, got {hp[k]!r}") for k in flags if not isinstance(hp[k], bool)]
+    problems += [
+        Problem(0, k, f"must be true or false, got {hp[k]!r}")
+        for k, default in defaults.items()
+        if isinstance(default, bool) and not isinstance(hp[k], bool)
+    ]
     if problems:
         raise InputError(f"invalid {backend} hyperparameters", sorted(problems))
     return hp

@@ -15,6 +15,7 @@ labelled. Texts are stored in the written form of the clinical manifests (capita
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -131,8 +132,9 @@ def _plan_realistic(texts: list[str], split: str, seed: int) -> list[ClipPlan]:
     ]
 
 
+@functools.cache
 def _engines():
-    """The manifest builder's router over flite and Festival (voice ids name their engine)."""
+    """The manifest builder's router over flite and Festival (voice ids name their engine); one for all clips."""
     from asr_flywheel.backends.tts.festival import FestivalSynthesizer
     from asr_flywheel.backends.tts.flite import FliteSynthesizer
     from asr_flywheel.build.voices import Engines

@@ -58,7 +58,6 @@ def merge_hyperparameters(overrides: dict) -> dict:
         "NeMo",
         positive=("lr", "epochs", "batch_size", "accumulate_grad_batches"),
         choices={"precision": PRECISIONS},
-        flags=("spec_augment", "freeze_pre_encode"),
     )
 
 
